@@ -1,0 +1,92 @@
+#include "app/cli.hpp"
+
+#include "app/commands.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+#include <fmt/core.h>
+
+#include <cstdio>
+#include <exception>
+#include <functional>
+
+namespace app {
+
+namespace {
+
+struct Command
+{
+  const char* name;
+  const char* usage;
+  const char* summary;
+  int (*run)(const std::vector<std::string>&);
+};
+
+// Only commands that work are listed; --help prints exactly this table.
+constexpr Command k_commands[] = {
+  { "check-config", "check-config [-c FILE]", "validate the config and exit (78 on errors)",
+    cmd_check_config },
+};
+
+void
+print_help()
+{
+  std::string text = "Usage: jenkins-token-rotator COMMAND [OPTIONS]\n\n"
+                     "Keeps the API tokens of Jenkins service users fresh.\n\nCommands:\n";
+  for (const auto& c : k_commands) {
+    text += fmt::format("  {:<40} {}\n", c.usage, c.summary);
+  }
+  text += fmt::format("\nOptions:\n  {:<40} {}\n  {:<40} {}\n", "-h, --help", "show this help",
+                      "--version", "show the version");
+  text += "\n-c FILE defaults to /etc/jenkins-token-rotator/config.yaml.\n"
+          "Exit codes: 0 ok, 1 runtime failure, 2 usage, 69 daemon unreachable, 78 config error.\n";
+  std::fputs(text.c_str(), stdout);
+}
+
+} // namespace
+
+int
+run_cli(const std::vector<std::string>& args)
+{
+  if (args.empty()) {
+    print_help();
+    return util::exit_code::k_usage;
+  }
+  const std::string& name = args[0];
+  if (name == "-h" || name == "--help" || name == "help") {
+    print_help();
+    return util::exit_code::k_ok;
+  }
+  if (name == "--version") {
+    std::fputs("jenkins-token-rotator " JTR_VERSION "\n", stdout);
+    return util::exit_code::k_ok;
+  }
+  for (const auto& c : k_commands) {
+    if (name != c.name) {
+      continue;
+    }
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    for (const auto& a : rest) {
+      if (a == "-h" || a == "--help") {
+        std::fputs(fmt::format("Usage: jenkins-token-rotator {}\n{}\n", c.usage, c.summary).c_str(),
+                   stdout);
+        return util::exit_code::k_ok;
+      }
+    }
+    try {
+      return c.run(rest);
+    } catch (const util::Fatal& e) {
+      std::fputs(fmt::format("jenkins-token-rotator: {}\n", e.what()).c_str(), stderr);
+      return e.exit_code();
+    } catch (const std::exception& e) {
+      std::fputs(fmt::format("jenkins-token-rotator: {}: {}\n", name, e.what()).c_str(), stderr);
+      return util::exit_code::k_failure;
+    }
+  }
+  std::fputs(
+    fmt::format("jenkins-token-rotator: unknown command \"{}\" (see --help)\n", name).c_str(),
+    stderr);
+  return util::exit_code::k_usage;
+}
+
+} // namespace app

@@ -1,0 +1,12 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+// One function per subcommand; each gets the arguments after its name and returns
+// the exit code. Usage errors throw util::Fatal(exit_code::k_usage, …).
+namespace app {
+
+int cmd_check_config(const std::vector<std::string>& args);
+
+} // namespace app

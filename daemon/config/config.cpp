@@ -1,0 +1,61 @@
+#include "config/config.hpp"
+
+namespace config {
+
+const Controller*
+Config::find_controller(const std::string& name) const
+{
+  for (const auto& c : controllers) {
+    if (c.name == name) {
+      return &c;
+    }
+  }
+  return nullptr;
+}
+
+const Recipient*
+Config::find_recipient(const std::string& name) const
+{
+  for (const auto& r : recipients) {
+    if (r.name == name) {
+      return &r;
+    }
+  }
+  return nullptr;
+}
+
+const char*
+to_string(SinkType type)
+{
+  switch (type) {
+    case SinkType::file:
+      return "file";
+    case SinkType::exec:
+      return "exec";
+    case SinkType::http:
+      return "http";
+  }
+  return "file";
+}
+
+const char*
+to_string(PrunePolicy policy)
+{
+  return policy == PrunePolicy::all ? "all" : "managed";
+}
+
+std::string
+fold_user_id(std::string_view id)
+{
+  // Jenkins folds with toLowerCase(Locale.ENGLISH); ASCII folding matches it for
+  // the names Jenkins realms accept in practice.
+  std::string out(id);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return out;
+}
+
+} // namespace config

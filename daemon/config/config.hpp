@@ -1,0 +1,151 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <utility>
+#include <vector>
+
+// The validated configuration as plain structs (DESIGN §5). Nothing from yaml-cpp
+// leaves config/: the node tree is freed once load() returns.
+namespace config {
+
+using Seconds = std::chrono::seconds;
+
+// Where a value was written, for messages after load (e.g. "a recipient key file
+// does not parse"): FILE:LINE:COL, 1-based.
+struct Mark
+{
+  std::string file;
+  int line = 0;
+  int column = 0;
+
+  [[nodiscard]] std::string to_string() const;
+};
+
+struct Retry
+{
+  int attempts = 5;
+  Seconds initial{ 2 };
+  Seconds max{ 300 };
+};
+
+struct Controller
+{
+  std::string name;
+  std::string url; // as written after expansion; always ends in '/'
+  std::string admin_user;
+  std::string admin_token_file; // expanded path; the token itself is read when connecting
+  std::string ca_file;          // empty: the system store
+  bool insecure_http = false;
+  Seconds timeout{ 30 };
+  int max_concurrent = 4;
+  int batch_size = 50;
+  Mark mark;
+};
+
+struct Recipient
+{
+  std::string name;
+  std::string path; // expanded path of the public key file
+  Mark mark;
+};
+
+enum class SinkType
+{
+  file,
+  exec,
+  http
+};
+
+struct Header
+{
+  std::string name;
+  // May hold a secret read through ${file:}: never logged, never in an error.
+  std::string value;
+};
+
+struct Sink
+{
+  SinkType type = SinkType::file;
+  std::vector<std::string> recipients;
+  Seconds timeout{ 30 };
+  // file
+  std::string path;
+  std::optional<mode_t> mode; // default 0600
+  std::string group;
+  // exec
+  std::vector<std::string> command;
+  // http
+  std::string url;
+  std::string method = "PUT";
+  std::vector<Header> headers;
+  std::string ca_file;
+  bool insecure_http = false;
+  Mark mark;
+};
+
+enum class PrunePolicy
+{
+  managed,
+  all
+};
+
+// The keys that `defaults:` sets and each user may override.
+struct Policy
+{
+  std::string schedule = "every 7d";
+  std::string timezone = "UTC";
+  Seconds jitter{ 30 * 60 };
+  Seconds lifetime{ 30 * 86400 };
+  Seconds grace{ 86400 };
+  Seconds failure_budget{ 2 * 86400 };
+  PrunePolicy prune = PrunePolicy::managed;
+  std::string token_prefix = "rotator-";
+};
+
+struct User
+{
+  std::string user;
+  std::string controller;
+  Policy policy;
+  std::vector<Sink> sinks;
+  Mark mark;
+  Mark schedule_mark; // where the effective schedule was written (user or defaults)
+  Mark lifetime_mark;
+
+  // "controller/user": the slot's name in output and on the control socket.
+  [[nodiscard]] std::string slot() const { return controller + "/" + user; }
+};
+
+struct Config
+{
+  std::string path; // the file this was loaded from
+  std::string state_dir = "/var/lib/jenkins-token-rotator";
+  std::string control_socket = "/run/jenkins-token-rotator/control.sock";
+  std::string control_group;
+  std::string metrics_listen; // empty: no metrics endpoint
+  std::string log_level = "info";
+  std::string log_format = "text";
+  Seconds prune_interval{ 15 * 60 };
+  Seconds catch_up_spread{ 10 * 60 };
+  Seconds audit_retention{ 90 * 86400 };
+  Retry retry;
+  std::vector<Controller> controllers;
+  std::vector<Recipient> recipients;
+  Policy defaults;
+  std::vector<User> users;
+
+  [[nodiscard]] const Controller* find_controller(const std::string& name) const;
+  [[nodiscard]] const Recipient* find_recipient(const std::string& name) const;
+};
+
+const char* to_string(SinkType type);
+const char* to_string(PrunePolicy policy);
+
+// Jenkins compares user ids case-insensitively (IdStrategy.CASE_INSENSITIVE).
+std::string fold_user_id(std::string_view id);
+
+} // namespace config
