@@ -1,0 +1,118 @@
+#pragma once
+
+#include "net/failure.hpp"
+#include "net/wiping_allocator.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+// An HTTPS client for one Jenkins controller. Plain header on purpose: Beast and
+// OpenSSL stay in http_client.cpp (DESIGN §11: each Beast TU costs ~30 s to build).
+namespace net {
+
+struct RetryPolicy
+{
+  int attempts = 5; // tries in all, for requests that may be retried
+  std::chrono::milliseconds initial{ 2000 };
+  std::chrono::milliseconds max{ 300000 };
+};
+
+struct ClientOptions
+{
+  std::string name;       // the controller's name, for messages
+  std::string url;        // base URL, http(s)://host[:port]/prefix/
+  std::string admin_user; // preemptive Basic auth (Jenkins sends no WWW-Authenticate)
+  WipedString admin_token;
+  std::string ca_file;                        // empty: the system store
+  bool allow_http = false;                    // the config allowed http (loopback or insecure_http)
+  std::chrono::milliseconds timeout{ 30000 }; // deadline of each step
+  int max_concurrent = 4;
+  RetryPolicy retry;
+  std::size_t body_limit = 16 * 1024 * 1024;
+  int circuit_threshold = 5; // consecutive connect failures that open the circuit
+  std::chrono::milliseconds circuit_cool_down{ 60000 };
+  std::chrono::milliseconds pool_idle{ 4000 }; // Winstone closes idle connections after 5 s
+};
+
+enum class Method
+{
+  get,
+  post
+};
+
+struct Request
+{
+  Method method = Method::get;
+  std::string target; // relative to the base URL: "scriptText", "crumbIssuer/api/json"
+  std::string content_type;
+  std::string body;
+  // DESIGN §2.2: idempotent requests retry on connect errors, timeouts and 502/503/504;
+  // the others only when provably nothing was sent, and get outcome_unknown otherwise.
+  bool idempotent = true;
+  std::optional<std::size_t> body_limit; // overrides ClientOptions::body_limit
+
+  // An idempotent GET of `target`.
+  static Request get(std::string target)
+  {
+    Request r;
+    r.target = std::move(target);
+    return r;
+  }
+  // A POST of a form body; `idempotent` says whether running it twice is harmless.
+  static Request post_form(std::string target, std::string body, bool idempotent)
+  {
+    Request r;
+    r.method = Method::post;
+    r.target = std::move(target);
+    r.content_type = "application/x-www-form-urlencoded";
+    r.body = std::move(body);
+    r.idempotent = idempotent;
+    return r;
+  }
+};
+
+struct Response
+{
+  int status = 0;
+  std::string content_type;
+  WipedBytes body;  // wiped when released: a mint's answer carries plain tokens
+  int attempts = 0; // how many times the request was sent or tried
+
+  [[nodiscard]] std::string_view text() const { return { body.data(), body.size() }; }
+};
+
+// Reads an admin token file: the first line, trailing CR/LF stripped. The value is
+// never logged; errors name the file only.
+util::Result<WipedString> read_token_file(const std::string& path);
+
+class Client
+{
+public:
+  // Validates the URL and builds the TLS context (ca_file or the system store).
+  static Result<std::unique_ptr<Client>> create(boost::asio::any_io_executor executor,
+                                                ClientOptions options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Sends one request (auth, crumb, retries, concurrency limit) and returns a 2xx
+  // answer, or a Failure. The Client must outlive the coroutine.
+  boost::asio::awaitable<Result<Response>> request(Request request);
+
+  [[nodiscard]] const std::string& name() const;
+
+  struct Impl;
+
+private:
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> m_impl;
+};
+
+} // namespace net
