@@ -24,8 +24,8 @@ struct Command
 
 // Only commands that work are listed; --help prints exactly this table.
 constexpr Command k_commands[] = {
-  { "check-config", "check-config [-c FILE]", "validate the config and exit (78 on errors)",
-    cmd_check_config },
+  { "check-config", "check-config [-c FILE] [--connect]",
+    "validate the config (78 on errors); --connect: probe each controller", cmd_check_config },
 };
 
 void

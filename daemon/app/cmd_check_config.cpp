@@ -1,18 +1,106 @@
 #include "app/args.hpp"
+#include "app/client_options.hpp"
 #include "app/commands.hpp"
 #include "config/loader.hpp"
+#include "jenkins/probe.hpp"
 #include "util/error.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <fmt/core.h>
 
 #include <cstdio>
+#include <memory>
 
 namespace app {
+
+namespace {
+
+const char*
+yes_no(bool v)
+{
+  return v ? "yes" : "no";
+}
+
+std::string
+describe(const config::Controller& c, const jenkins::ProbeResult& p)
+{
+  const double skew = static_cast<double>(p.now_millis - p.local_millis) / 1000.0;
+  return fmt::format(
+    "{}: OK: Jenkins {} at {}, zone {}; expiring tokens: {}, 2.260 helpers: {}, usage "
+    "statistics: {}; latency {} ms; clock skew {:+.1f} s (Jenkins minus local)",
+    c.name, p.version, c.url, p.zone, yes_no(p.expiring_tokens), yes_no(p.helpers),
+    p.usage_statistics ? (*p.usage_statistics ? "on" : "off") : "unknown", p.latency.count(), skew);
+}
+
+std::string
+describe(const config::Controller& c, const util::Error& e)
+{
+  std::string message = e.message;
+  if (message.starts_with(c.name + ": ")) {
+    message.erase(0, c.name.size() + 2);
+  }
+  return fmt::format("{}: FAILED: {}: {}", c.name, e.kind, message);
+}
+
+// Probes every controller at once on one io_context; one line per controller, in config
+// order. Returns whether all succeeded.
+bool
+connect_all(const config::Config& config)
+{
+  boost::asio::io_context ioc;
+  std::vector<std::string> lines(config.controllers.size());
+  std::vector<bool> ok(config.controllers.size(), false);
+  std::vector<std::unique_ptr<net::Client>> clients;
+  for (std::size_t i = 0; i < config.controllers.size(); ++i) {
+    const auto& c = config.controllers[i];
+    auto options = client_options(config, c);
+    if (!options) {
+      lines[i] = describe(c, options.error());
+      continue;
+    }
+    auto client = net::Client::create(ioc.get_executor(), std::move(*options));
+    if (!client) {
+      lines[i] = describe(c, client.error().to_error());
+      continue;
+    }
+    clients.push_back(std::move(*client));
+    auto& http = *clients.back();
+    boost::asio::co_spawn(
+      ioc,
+      [&, i]() -> boost::asio::awaitable<void> {
+        auto r = co_await jenkins::probe(http);
+        ok[i] = r.has_value();
+        lines[i] = r ? describe(config.controllers[i], *r)
+                     : describe(config.controllers[i], r.error().to_error());
+      },
+      [&, i](std::exception_ptr e) {
+        if (e) {
+          try {
+            std::rethrow_exception(e);
+          } catch (const std::exception& x) {
+            lines[i] =
+              fmt::format("{}: FAILED: internal: {}", config.controllers[i].name, x.what());
+          }
+        }
+      });
+  }
+  ioc.run();
+  bool all = true;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    std::fputs((lines[i] + "\n").c_str(), stdout);
+    all = all && ok[i];
+  }
+  std::fflush(stdout);
+  return all;
+}
+
+} // namespace
 
 int
 cmd_check_config(const std::vector<std::string>& args)
 {
-  const Args a("check-config", args, {}, { "config" });
+  const Args a("check-config", args, { "connect" }, { "config" });
   if (!a.positional().empty()) {
     throw util::Fatal(util::exit_code::k_usage,
                       fmt::format("check-config: unexpected argument \"{}\"", a.positional()[0]));
@@ -34,6 +122,10 @@ cmd_check_config(const std::vector<std::string>& args)
                          sinks == 1 ? "" : "s")
                .c_str(),
              stdout);
+  if (a.flag("connect")) {
+    std::fflush(stdout);
+    return connect_all(*config) ? util::exit_code::k_ok : util::exit_code::k_failure;
+  }
   return util::exit_code::k_ok;
 }
 

@@ -1,0 +1,32 @@
+#include "app/client_options.hpp"
+
+#include <fmt/core.h>
+
+namespace app {
+
+util::Result<net::ClientOptions>
+client_options(const config::Config& config, const config::Controller& controller)
+{
+  auto token = net::read_token_file(controller.admin_token_file);
+  if (!token) {
+    return util::make_error(
+      token.error().kind,
+      fmt::format("{}: admin_token_file {}", controller.name, token.error().message));
+  }
+  net::ClientOptions o;
+  o.name = controller.name;
+  o.url = controller.url;
+  o.admin_user = controller.admin_user;
+  o.admin_token = std::move(*token);
+  o.ca_file = controller.ca_file;
+  // config::load already refused http unless the host is loopback or insecure_http is set.
+  o.allow_http = true;
+  o.timeout = controller.timeout;
+  o.max_concurrent = controller.max_concurrent;
+  o.retry.attempts = config.retry.attempts;
+  o.retry.initial = config.retry.initial;
+  o.retry.max = config.retry.max;
+  return o;
+}
+
+} // namespace app

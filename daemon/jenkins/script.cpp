@@ -1,0 +1,168 @@
+#include "jenkins/script.hpp"
+
+#include "jenkins/base64.hpp"
+
+#include <fmt/core.h>
+
+#include <jenkins/embedded_scripts.hpp>
+#include <vector>
+
+namespace jenkins {
+
+namespace {
+
+constexpr std::size_t k_trace_lines = 3;
+constexpr std::size_t k_trace_line_chars = 240;
+
+std::vector<std::string_view>
+split_lines(std::string_view text)
+{
+  std::vector<std::string_view> lines;
+  while (!text.empty()) {
+    const auto end = text.find('\n');
+    auto line = text.substr(0, end);
+    if (!line.empty() && line.back() == '\r') {
+      line.remove_suffix(1);
+    }
+    lines.push_back(line);
+    if (end == std::string_view::npos) {
+      break;
+    }
+    text.remove_prefix(end + 1);
+  }
+  return lines;
+}
+
+// Functions.printThrowable writes "<class>: <message>" (or the bare class) first and
+// "\tat frame" lines after; "Caused: " introduces each outer exception.
+bool
+looks_like_trace(const std::vector<std::string_view>& lines)
+{
+  for (const auto line : lines) {
+    if (line.starts_with("\tat ") || line.starts_with("Caused: ") ||
+        line.find("Exception") != std::string_view::npos ||
+        line.starts_with("org.codehaus.groovy.control.MultipleCompilationErrorsException")) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Text without control characters (UTF-8 allowed): a trace, not random bytes.
+bool
+is_text(std::string_view s)
+{
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\t' && c != '\r' && c != '\n') || u == 0x7f) {
+      return false;
+    }
+  }
+  return true;
+}
+
+} // namespace
+
+util::Result<std::string>
+render_script(std::string_view name, const nlohmann::json& input)
+{
+  for (const auto& s : embedded::k_scripts) {
+    if (s.name != name) {
+      continue;
+    }
+    const auto at = s.text.find(k_payload_placeholder);
+    if (at == std::string_view::npos ||
+        s.text.find(k_payload_placeholder, at + 1) != std::string_view::npos) {
+      return util::make_error("internal", fmt::format("script {} must hold {} exactly once", name,
+                                                      k_payload_placeholder));
+    }
+    std::string text(s.text.substr(0, at));
+    // Only [A-Za-z0-9+/=] reaches the script: nothing from config, state or the network
+    // is ever pasted as code (DESIGN §1.4).
+    text += base64::encode(input.dump());
+    text += s.text.substr(at + k_payload_placeholder.size());
+    return text;
+  }
+  return util::make_error("internal", fmt::format("no embedded script named {}", name));
+}
+
+std::string
+script_form(std::string_view script)
+{
+  static constexpr char k_hex[] = "0123456789ABCDEF";
+  std::string out = "script=";
+  out.reserve(out.size() + script.size() * 3 / 2);
+  for (const char c : script) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+        c == '.' || c == '_' || c == '*') {
+      out += c;
+    } else if (c == ' ') {
+      out += '+';
+    } else {
+      out += '%';
+      out += k_hex[u >> 4];
+      out += k_hex[u & 15];
+    }
+  }
+  return out;
+}
+
+net::Result<nlohmann::json>
+decode_output(std::string_view output, const std::string& controller)
+{
+  const auto lines = split_lines(output);
+  std::string_view marker_line;
+  int markers = 0;
+  for (const auto line : lines) {
+    if (line.starts_with(k_result_marker)) {
+      marker_line = line.substr(k_result_marker.size());
+      ++markers;
+    }
+  }
+  if (markers > 1) {
+    return net::Failure{ net::FailureKind::bad_output, 0,
+                         fmt::format("{}: the script answered {} {} lines, expected one",
+                                     controller, markers, k_result_marker) };
+  }
+  if (markers == 1) {
+    const auto json_text = base64::decode(marker_line);
+    if (!json_text) {
+      return net::Failure{ net::FailureKind::bad_output, 0,
+                           fmt::format("{}: the {} line is not base64", controller,
+                                       k_result_marker) };
+    }
+    auto json = nlohmann::json::parse(*json_text, nullptr, false);
+    if (json.is_discarded() || !json.is_object()) {
+      return net::Failure{ net::FailureKind::bad_output, 0,
+                           fmt::format("{}: the {} line does not hold a JSON object", controller,
+                                       k_result_marker) };
+    }
+    // json converts from anything, so the value must be named explicitly.
+    return net::Result<nlohmann::json>(boost::system::in_place_value, std::move(json));
+  }
+  if (is_text(output) && looks_like_trace(lines)) {
+    std::string first;
+    std::size_t taken = 0;
+    for (const auto line : lines) {
+      if (line.empty()) {
+        continue;
+      }
+      if (taken == k_trace_lines) {
+        break;
+      }
+      first += (taken == 0 ? "" : " | ");
+      first += line.substr(0, k_trace_line_chars);
+      ++taken;
+    }
+    // Jenkins answers a thrown script with 200 and a stack trace, so the status alone
+    // says nothing.
+    return net::Failure{ net::FailureKind::script_error, 0,
+                         fmt::format("{}: the script failed: {}", controller, first) };
+  }
+  return net::Failure{ net::FailureKind::bad_output, 0,
+                       fmt::format("{}: the script console answered {} bytes without a {} line",
+                                   controller, output.size(), k_result_marker) };
+}
+
+} // namespace jenkins

@@ -1,0 +1,32 @@
+#pragma once
+
+#include "net/failure.hpp"
+#include "util/error.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <string_view>
+
+// The calling convention of every Groovy script (DESIGN §1.4): constant text whose one
+// placeholder '@@PAYLOAD@@' receives base64 of a JSON document, and one output line
+// `JTR-RESULT:<base64 of a JSON document>`.
+namespace jenkins {
+
+constexpr std::string_view k_payload_placeholder = "@@PAYLOAD@@";
+constexpr std::string_view k_result_marker = "JTR-RESULT:";
+
+// The embedded script named `name` (a file stem under daemon/jenkins/scripts/) with
+// `input` substituted; only base64 characters are ever inserted. Errors: unknown name, or
+// a script without exactly one placeholder (a bug, caught by the unit tests).
+util::Result<std::string> render_script(std::string_view name, const nlohmann::json& input);
+
+// The form body of POST /scriptText for `script` (application/x-www-form-urlencoded).
+std::string script_form(std::string_view script);
+
+// Decodes a script console answer: the JSON of its one JTR-RESULT line; other output and
+// `Result:` lines are ignored. No marker and a stack trace: script_error with the trace's
+// first lines; otherwise bad_output. `controller` names the place in messages.
+net::Result<nlohmann::json> decode_output(std::string_view output, const std::string& controller);
+
+} // namespace jenkins
