@@ -174,9 +174,11 @@ class Server implements HttpHandler {
                     break
                 case 'garbage':
                     r = new Resp(status: 200, contentType: r.contentType ?: 'text/plain;charset=UTF-8')
+                    // Not UTF-8, not the script's output: what a broken proxy might hand back.
                     byte[] g = new byte[256]
                     new Random().nextBytes(g)
-                    r.body = ('\u0000garbage\u00ff' as String).getBytes(StandardCharsets.ISO_8859_1) + g
+                    g[0] = (byte) 0xff
+                    r.body = g
                     break
                 case 'run_then_drop':
                     r = new Resp(drop: true)
