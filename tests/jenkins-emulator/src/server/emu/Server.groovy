@@ -429,7 +429,9 @@ class Server implements HttpHandler {
     // ------------------------------------------------------------------ decoding
 
     /** Percent-decodes strictly: a bad escape or bytes that are not UTF-8 give 400, as Jetty does. */
+    @groovy.transform.CompileStatic
     static String strictDecode(String s, boolean plusIsSpace) {
+        if (s.indexOf('%') < 0 && s.indexOf('+') < 0 && s.chars().allMatch { int c -> c < 128 }) { return s }
         ByteArrayOutputStream out = new ByteArrayOutputStream()
         for (int i = 0; i < s.length(); i++) {
             char c = s.charAt(i)
