@@ -233,6 +233,24 @@ class Emulator:
     def counters(self):
         return self._control("GET", "/__emu/counters")
 
+    def clear_logs(self):
+        """Empties the event and script logs."""
+        self._control("DELETE", "/__emu/events")
+        return self._control("DELETE", "/__emu/scripts")
+
+    @property
+    def admin_password(self):
+        """The admin's password (kept in DATA/emu-admin.json); password POSTs need a crumb."""
+        with open(os.path.join(self.data, "emu-admin.json")) as f:
+            return json.load(f)["password"]
+
+    def crumb_headers(self, auth):
+        """Headers (crumb + session cookie) that let a password-authenticated POST through."""
+        r = self.get("/crumbIssuer/api/json", auth=auth)
+        if r.status != 200:
+            raise RuntimeError("crumbIssuer -> %d" % r.status)
+        return {"Jenkins-Crumb": r.json()["crumb"], "Cookie": r.headers["Set-Cookie"].split(";")[0]}
+
     def reset_counters(self):
         return self._control("POST", "/__emu/reset-counters")
 

@@ -106,6 +106,19 @@ class HowToFlowTest(unittest.TestCase):
         names = [t["name"] for u in emu.state()["users"] if u["id"] == "other" for t in u["tokens"]]
         self.assertNotIn("Unsaved", names)
 
+    def test_concurrent_generation_keeps_every_token(self):
+        from concurrent.futures import ThreadPoolExecutor
+        script = ('def u = User.getById("other", false)\n'
+                  'u.getProperty(ApiTokenProperty.class).generateNewToken("conc-%d").plainValue')
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: self.emu.script("import jenkins.security.*\n" + script % i),
+                                    range(32)))
+        tokens = [token_of(body) for status, body in results]
+        self.assertEqual(len(set(tokens)), 32)
+        self.emu.restart()
+        for t in tokens:
+            self.assertEqual(self.whoami("other", t).status, 200)
+
     def test_unknown_user_throws_with_trace_and_200(self):
         status, body = self.emu.script(howto("nobody", "x"))
         self.assertEqual(status, 200)
@@ -153,6 +166,10 @@ class ScriptConsoleFormatTest(unittest.TestCase):
         self.assertEqual(self.emu.script("Jenkins.get().getVersion().toString() + ' ' + Jenkins.VERSION"),
                          (200, "Result: 2.560 2.560\n"))
         self.assertEqual(self.emu.script("User.current().id"), (200, "Result: admin\n"))
+
+    def test_system_out_goes_to_the_log_not_the_answer(self):
+        # 200 KB on System.out: the emulator must neither answer it nor block on a full pipe.
+        self.assertEqual(self.emu.script('System.out.println("x" * 200000); print "ok"'), (200, "ok"))
 
     def test_compile_error_is_200_with_trace(self):
         status, body = self.emu.script("def x = ")

@@ -28,6 +28,12 @@ class Control {
             case 'POST /__emu/clock': return clock(body(req))
             case 'GET /__emu/state': return ok(state())
             case 'GET /__emu/events': return ok(Emu.events())
+            case 'DELETE /__emu/events':
+                Emu.clearEvents()
+                return ok([ok: true])
+            case 'DELETE /__emu/scripts':
+                synchronized (server.scripts) { server.scripts.clear() }
+                return ok([ok: true])
             case 'GET /__emu/scripts':
                 synchronized (server.scripts) { return ok(new ArrayList(server.scripts)) }
             case 'GET /__emu/counters':

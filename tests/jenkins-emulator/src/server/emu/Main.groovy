@@ -89,6 +89,9 @@ class Main {
         line.data = data.path
         System.out.println(Emu.toJson(line))
         System.out.flush()
+        // Scripts' System.out goes to the log (stderr) as in Jenkins, and cannot fill the pipe
+        // of a caller that stopped reading after the JSON line.
+        System.setOut(System.err)
         System.err.println("jenkins-emulator ${opts.version} (stub tier ${opts.tier}) listening on ${state.baseUrl}, zone ${TimeZone.default.ID}")
     }
 
