@@ -122,21 +122,20 @@ decode_output(std::string_view output, const std::string& controller)
   }
   if (markers > 1) {
     return net::Failure{ net::FailureKind::bad_output, 0,
-                         fmt::format("{}: the script answered {} {} lines, expected one",
-                                     controller, markers, k_result_marker) };
+                         fmt::format("{}: the script answered {} JTR-RESULT lines, expected one",
+                                     controller, markers) };
   }
   if (markers == 1) {
     const auto json_text = base64::decode(marker_line);
     if (!json_text) {
       return net::Failure{ net::FailureKind::bad_output, 0,
-                           fmt::format("{}: the {} line is not base64", controller,
-                                       k_result_marker) };
+                           fmt::format("{}: the JTR-RESULT line is not base64", controller) };
     }
     auto json = nlohmann::json::parse(*json_text, nullptr, false);
     if (json.is_discarded() || !json.is_object()) {
       return net::Failure{ net::FailureKind::bad_output, 0,
-                           fmt::format("{}: the {} line does not hold a JSON object", controller,
-                                       k_result_marker) };
+                           fmt::format("{}: the JTR-RESULT line does not hold a JSON object",
+                                       controller) };
     }
     // json converts from anything, so the value must be named explicitly.
     return net::Result<nlohmann::json>(boost::system::in_place_value, std::move(json));
@@ -161,8 +160,9 @@ decode_output(std::string_view output, const std::string& controller)
                          fmt::format("{}: the script failed: {}", controller, first) };
   }
   return net::Failure{ net::FailureKind::bad_output, 0,
-                       fmt::format("{}: the script console answered {} bytes without a {} line",
-                                   controller, output.size(), k_result_marker) };
+                       fmt::format(
+                         "{}: the script console answered {} bytes without a JTR-RESULT line",
+                         controller, output.size()) };
 }
 
 } // namespace jenkins
