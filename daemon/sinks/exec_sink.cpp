@@ -309,6 +309,9 @@ ExecSink::describe() const
 asio::awaitable<Outcome>
 ExecSink::deliver(const Delivery& delivery)
 {
+  // A cancelled delivery (the daemon stopping) must still kill and reap its hook:
+  // our operations report aborts as values instead of throwing past the cleanup.
+  co_await asio::this_coro::throw_if_cancelled(false);
   const std::string name = describe();
   if (m_command.empty()) {
     co_return Outcome{ Status::rejected, name + ": no command" };
@@ -412,8 +415,9 @@ ExecSink::deliver(const Delivery& delivery)
       outcome = { Status::retryable, fmt::format("{}: {}", name, describe_status(st)) };
     }
   } else {
-    // Timed out: the group first gets a chance to clean up, then SIGKILL; SIGKILL
-    // goes to the group even if the hook itself left, for its children's sake.
+    // Timed out or cancelled: the group first gets a chance to clean up, then SIGKILL;
+    // SIGKILL goes to the group even if the hook itself left, for its children's sake.
+    const bool timed_out = std::chrono::steady_clock::now() >= deadline.expiry();
     ::kill(-pid, SIGTERM);
     co_await wait_exit(child, m_options.kill_grace);
     ::kill(-pid, SIGKILL);
@@ -421,8 +425,10 @@ ExecSink::deliver(const Delivery& delivery)
       util::log::error("{}: process {} survived SIGKILL; leaving it", name, pid);
     }
     drain(child);
-    outcome = { Status::retryable, fmt::format("{}: timed out after {}s; killed its process group",
-                                               name, m_timeout.count()) };
+    outcome = { Status::retryable,
+                timed_out ? fmt::format("{}: timed out after {}s; killed its process group", name,
+                                        m_timeout.count())
+                          : name + ": delivery cancelled; killed its process group" };
   }
   if (!child.tail.empty()) {
     const auto text = child.tail.text();

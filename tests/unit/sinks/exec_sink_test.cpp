@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <sstream>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 using namespace sinks;
 using namespace sinks::test;
@@ -146,6 +147,29 @@ TEST_SUITE("sinks::ExecSink")
     CHECK(o.status == Status::retryable);
     CHECK(elapsed >= 1.3);
     CHECK(elapsed < 3.0);
+    CHECK_FALSE(process_alive(read_pid(d / "child.pid")));
+  }
+
+  TEST_CASE("a cancelled delivery (the daemon stopping) kills and reaps the hook's group")
+  {
+    TempDir d;
+    const auto h = hook(d, "hang",
+                        "sleep 1000 &\n"
+                        "echo $! > \"$1/child.pid\"\n"
+                        "echo $$ > \"$1/hook.pid\"\n"
+                        "sleep 1000\n");
+    ExecOptions options;
+    options.kill_grace = std::chrono::milliseconds(500);
+    ExecSink sink(exec_config({ h, d.path() }, 30), options);
+    const auto start = std::chrono::steady_clock::now();
+    const auto o = run_delivery(sink, sample_delivery(), std::chrono::milliseconds(500));
+    CHECK(seconds_since(start) < 2.0);
+    CHECK(o.status == Status::retryable);
+    CHECK(o.message == "exec " + h + ": delivery cancelled; killed its process group");
+    const int hook_pid = read_pid(d / "hook.pid");
+    CHECK_FALSE(process_alive(hook_pid));
+    // Reaped by the sink, not left a zombie: the pid is no longer our child.
+    CHECK(::waitpid(hook_pid, nullptr, WNOHANG) == -1);
     CHECK_FALSE(process_alive(read_pid(d / "child.pid")));
   }
 

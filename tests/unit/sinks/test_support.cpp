@@ -2,8 +2,11 @@
 
 #include "util/log.hpp"
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -93,16 +96,29 @@ file_mode(const std::string& path)
 }
 
 Outcome
-run_delivery(Sink& sink, const Delivery& delivery)
+run_delivery(Sink& sink, const Delivery& delivery,
+             std::optional<std::chrono::milliseconds> cancel_after)
 {
   boost::asio::io_context io;
   std::optional<Outcome> result;
-  boost::asio::co_spawn(io, sink.deliver(delivery), [&](std::exception_ptr e, Outcome o) {
-    if (e) {
-      std::rethrow_exception(e);
-    }
-    result = std::move(o);
-  });
+  boost::asio::cancellation_signal cancel;
+  boost::asio::co_spawn(
+    io, sink.deliver(delivery),
+    boost::asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr e, Outcome o) {
+      if (e) {
+        std::rethrow_exception(e);
+      }
+      result = std::move(o);
+    }));
+  boost::asio::steady_timer timer(io);
+  if (cancel_after) {
+    timer.expires_after(*cancel_after);
+    timer.async_wait([&](boost::system::error_code ec) {
+      if (!ec) {
+        cancel.emit(boost::asio::cancellation_type::terminal);
+      }
+    });
+  }
   io.run();
   REQUIRE(result.has_value());
   return *result;

@@ -2,7 +2,9 @@
 
 #include "sinks/sink.hpp"
 
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,8 +48,10 @@ void write_file(const std::string& path, const std::string& content, unsigned mo
 std::string read_file(const std::string& path);
 unsigned file_mode(const std::string& path);
 
-// Runs sink.deliver() to completion on a fresh io_context.
-Outcome run_delivery(Sink& sink, const Delivery& delivery);
+// Runs sink.deliver() to completion on a fresh io_context; with cancel_after, emits a
+// terminal cancellation into the delivery after that long.
+Outcome run_delivery(Sink& sink, const Delivery& delivery,
+                     std::optional<std::chrono::milliseconds> cancel_after = std::nullopt);
 
 // Runs `fn` in a forked child that, when we are root, first drops to nobody (65534),
 // so permission tests mean the same for root and for other users.
