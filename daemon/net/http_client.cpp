@@ -11,7 +11,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
-#include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -48,7 +47,11 @@ using BeastRequest = http::request<http::string_body, Fields>;
 using Body = http::vector_body<char, WipingAllocator<char>>;
 using BeastResponse = http::response<Body, Fields>;
 using ReadBuffer = beast::basic_flat_buffer<WipingAllocator<char>>;
-using TlsStream = beast::ssl_stream<beast::tcp_stream>;
+// Asio's ssl::stream, not beast::ssl_stream: Beast's flat_stream coalesces small writes
+// into a buffer of its own that is freed unwiped and would keep the Authorization header.
+// Asio hands our buffers to SSL_write directly, which encrypts in place in OpenSSL's
+// write buffer.
+using TlsStream = ssl::stream<beast::tcp_stream>;
 
 struct Connection
 {
@@ -750,10 +753,12 @@ Client::create(asio::any_io_executor executor, ClientOptions options)
   auto& ctx = impl->ssl_context;
   SSL_CTX* native = ctx.native_handle();
   SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
-  // Received plaintext (a minted token) otherwise stays in OpenSSL's record buffer
-  // until overwritten: SSL_OP_CLEANSE_PLAINTEXT (OpenSSL 3) wipes it after each read
-  // and on SSL_free; SSL_MODE_RELEASE_BUFFERS frees idle record buffers. Ciphertext in
-  // Asio's engine buffers is harmless.
+  // What OpenSSL keeps: it decrypts a record in place in its read buffer, so received
+  // plaintext (a minted token) would stay there until overwritten by the next record.
+  // SSL_OP_CLEANSE_PLAINTEXT (OpenSSL 3.0) wipes it once SSL_read has copied it out, and
+  // on SSL_free; SSL_MODE_RELEASE_BUFFERS also frees the record buffers of an idle
+  // connection. Asio's engine buffers and OpenSSL's write buffer hold ciphertext only.
+  // From SSL_read on, the bytes live in our wiped read buffer and body.
   SSL_CTX_set_options(native, SSL_OP_CLEANSE_PLAINTEXT);
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
   ctx.set_verify_mode(ssl::verify_peer);
