@@ -80,15 +80,13 @@ boost::asio::awaitable<net::Result<ProbeResult>>
 probe(net::Client& client)
 {
   const auto nonce = make_nonce();
-  auto script = render_script("probe", nlohmann::json{ { "nonce", nonce } });
-  if (!script) {
-    co_return net::Failure{ net::FailureKind::bad_output, 0, script.error().message };
-  }
-  auto request = net::Request::post_form("scriptText", script_form(*script), true);
-  request.body_limit = k_probe_body_limit;
+  // Built outside the co_await: g++ 12 cannot put an initializer_list temporary into a
+  // coroutine frame ("array used as initializer").
+  nlohmann::json input;
+  input["nonce"] = nonce;
   const auto start = std::chrono::steady_clock::now();
   const auto wall_start = wall_millis();
-  auto answer = co_await client.request(std::move(request));
+  auto answer = co_await post_script(client, "probe", input, true, k_probe_body_limit);
   const auto latency =
     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   const auto wall_end = wall_millis();

@@ -35,17 +35,22 @@ split_lines(std::string_view text)
 
 // Functions.printThrowable writes "<class>: <message>" (or the bare class) first and
 // "\tat frame" lines after; "Caused: " introduces each outer exception.
-bool
-looks_like_trace(const std::vector<std::string_view>& lines)
+// Returns the index of the trace's first line, or lines.size() when there is no trace.
+// The script's own output may come first.
+std::size_t
+trace_start(const std::vector<std::string_view>& lines)
 {
-  for (const auto line : lines) {
-    if (line.starts_with("\tat ") || line.starts_with("Caused: ") ||
-        line.find("Exception") != std::string_view::npos ||
-        line.starts_with("org.codehaus.groovy.control.MultipleCompilationErrorsException")) {
-      return true;
+  for (std::size_t i = 0; i < lines.size(); ++i) {
+    const auto line = lines[i];
+    const auto colon = line.find(": ");
+    const auto head = line.substr(0, colon);
+    const bool throwable_name = head.find(' ') == std::string_view::npos &&
+                                (head.ends_with("Exception") || head.ends_with("Error"));
+    if (throwable_name || (i + 1 < lines.size() && lines[i + 1].starts_with("\tat "))) {
+      return i;
     }
   }
-  return false;
+  return lines.size();
 }
 
 // Text without control characters (UTF-8 allowed): a trace, not random bytes.
@@ -108,6 +113,20 @@ script_form(std::string_view script)
   return out;
 }
 
+boost::asio::awaitable<net::Result<net::Response>>
+post_script(net::Client& client, std::string_view name, const nlohmann::json& input,
+            bool idempotent, std::size_t body_limit)
+{
+  auto script = render_script(name, input);
+  if (!script) {
+    co_return net::Failure{ net::FailureKind::bad_output, 0,
+                            fmt::format("{}: {}", client.name(), script.error().message) };
+  }
+  auto request = net::Request::post_form("scriptText", script_form(*script), idempotent);
+  request.body_limit = body_limit;
+  co_return co_await client.request(std::move(request));
+}
+
 net::Result<nlohmann::json>
 decode_output(std::string_view output, const std::string& controller)
 {
@@ -140,10 +159,12 @@ decode_output(std::string_view output, const std::string& controller)
     // json converts from anything, so the value must be named explicitly.
     return net::Result<nlohmann::json>(boost::system::in_place_value, std::move(json));
   }
-  if (is_text(output) && looks_like_trace(lines)) {
+  const auto start = trace_start(lines);
+  if (is_text(output) && start < lines.size()) {
     std::string first;
     std::size_t taken = 0;
-    for (const auto line : lines) {
+    for (std::size_t i = start; i < lines.size(); ++i) {
+      const auto line = lines[i];
       if (line.empty()) {
         continue;
       }

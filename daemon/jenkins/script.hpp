@@ -1,8 +1,10 @@
 #pragma once
 
 #include "net/failure.hpp"
+#include "net/http_client.hpp"
 #include "util/error.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -23,6 +25,15 @@ util::Result<std::string> render_script(std::string_view name, const nlohmann::j
 
 // The form body of POST /scriptText for `script` (application/x-www-form-urlencoded).
 std::string script_form(std::string_view script);
+
+// Posts the embedded script `name` with `input` to /scriptText and returns the raw
+// answer, whose body may carry secrets (decode it in place). `idempotent` picks the
+// retry class (DESIGN §2.2). Errors: every net failure.
+boost::asio::awaitable<net::Result<net::Response>> post_script(net::Client& client,
+                                                               std::string_view name,
+                                                               const nlohmann::json& input,
+                                                               bool idempotent,
+                                                               std::size_t body_limit);
 
 // Decodes a script console answer: the JSON of its one JTR-RESULT line; other output and
 // `Result:` lines are ignored. No marker and a stack trace: script_error with the trace's

@@ -144,6 +144,32 @@ TEST_SUITE("jenkins::decode_output")
     CHECK(r.error().message.find("RemotingDiagnostics") == std::string::npos);
   }
 
+  TEST_CASE("the trace starts after the script's own output; compile errors are traces too")
+  {
+    // As the emulator (Groovy 2.4) prints them.
+    const std::string after_output =
+      "partial output\n"
+      "groovy.lang.MissingPropertyException: No such property: Jenkinz for class: Script1\n"
+      "\tat "
+      "org.codehaus.groovy.runtime.ScriptBytecodeAdapter.unwrap(ScriptBytecodeAdapter.java:66)\n";
+    auto r = jenkins::decode_output(after_output, "ci");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == net::FailureKind::script_error);
+    CHECK(r.error().message.find("partial output") == std::string::npos);
+    CHECK(r.error().message.find("ci: the script failed: groovy.lang.MissingPropertyException") ==
+          0);
+
+    const std::string compile =
+      "org.codehaus.groovy.control.MultipleCompilationErrorsException: startup failed:\n"
+      "Script1.groovy: 1: unexpected token: ; @ line 1, column 9.\n"
+      "   def x = ; \n           ^\n\n1 error\n\n"
+      "\tat org.codehaus.groovy.control.ErrorCollector.failIfErrors(ErrorCollector.java:309)\n";
+    auto c = jenkins::decode_output(compile, "ci");
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().kind == net::FailureKind::script_error);
+    CHECK(c.error().message.find("unexpected token: ; @ line 1, column 9.") != std::string::npos);
+  }
+
   TEST_CASE("garbage, two markers, bad base64 or non-JSON are bad_output")
   {
     const std::string garbage("\x01\xfe\xff binary \x07 Exception", 20);
