@@ -105,6 +105,22 @@ class ConnectFailuresTest(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertEqual(self.scripts_posted(), 2)
 
+    def test_a_slow_answer_times_out_and_the_probe_is_retried(self):
+        self.emu.fault("/scriptText", "delay_before", count=1, delay_ms=2500)
+        rc, lines, out = self.connect(emulator_controller(self.emu, timeout="1s"))
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(lines["ci"].startswith("OK: Jenkins 2.560"), out)
+        self.assertEqual(self.scripts_posted(), 2)
+
+    def test_a_controller_that_never_answers_in_time_is_a_timeout(self):
+        self.emu.fault("/scriptText", "delay_before", count=3, delay_ms=1500)
+        rc, lines, out = self.connect(emulator_controller(self.emu, timeout="1s"),
+                                      retry="{attempts: 2, initial: 0s, max: 1s}")
+        self.assertEqual(rc, 1, out)
+        self.assertTrue(lines["ci"].startswith("FAILED: timeout: no answer from "), out)
+        self.assertIn("(after 2 attempts)", lines["ci"])
+        self.assertEqual(self.scripts_posted(), 2)
+
     def test_a_garbage_answer_is_bad_output_and_not_retried(self):
         self.emu.fault("/scriptText", "garbage", count=1)
         rc, lines, out = self.connect(emulator_controller(self.emu))
