@@ -30,35 +30,39 @@ fail(const std::string& message)
 std::string
 read_envelope(const std::string& path)
 {
-  int fd = STDIN_FILENO;
-  if (path != "-") {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-    if (fd < 0) {
-      fail(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
-    }
+  const bool from_stdin = path == "-";
+  const int fd = from_stdin ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    fail(fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
   }
   std::string text;
+  std::string error;
   char buf[16384];
   for (;;) {
     const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) {
       continue;
     }
-    if (n <= 0 || text.size() + static_cast<std::size_t>(n) > k_max_envelope_bytes) {
-      const int err = errno;
-      if (fd != STDIN_FILENO) {
-        ::close(fd);
-      }
-      if (n < 0) {
-        fail(fmt::format("{}: cannot read: {}", path, std::strerror(err)));
-      }
-      if (n > 0) {
-        fail(fmt::format("{}: expected an envelope of at most 1 MiB, found more", path));
-      }
-      return text;
+    if (n < 0) {
+      error = fmt::format("{}: cannot read: {}", path, std::strerror(errno));
+      break;
+    }
+    if (n == 0) {
+      break;
     }
     text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > k_max_envelope_bytes) {
+      error = fmt::format("{}: expected an envelope of at most 1 MiB, found more", path);
+      break;
+    }
   }
+  if (!from_stdin) {
+    ::close(fd);
+  }
+  if (!error.empty()) {
+    fail(error);
+  }
+  return text;
 }
 
 } // namespace

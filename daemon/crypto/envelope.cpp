@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <optional>
+#include <set>
 
 namespace crypto {
 
@@ -294,8 +296,23 @@ util::Result<Envelope>
 Envelope::parse(std::string_view json, std::string_view where)
 {
   Json j;
+  // nlohmann keeps the last of two equal keys; another reader may keep the first, so an
+  // envelope with a duplicate field could mean different things to different consumers.
+  std::vector<std::set<std::string>> open_objects;
+  std::optional<std::string> duplicate;
+  const Json::parser_callback_t track = [&](int, Json::parse_event_t event, Json& parsed) {
+    if (event == Json::parse_event_t::object_start) {
+      open_objects.emplace_back();
+    } else if (event == Json::parse_event_t::object_end && !open_objects.empty()) {
+      open_objects.pop_back();
+    } else if (event == Json::parse_event_t::key && !open_objects.empty() && !duplicate &&
+               !open_objects.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  };
   try {
-    j = Json::parse(json);
+    j = Json::parse(json, track);
   } catch (const Json::parse_error& e) {
     std::string detail = e.what();
     // "[json.exception.parse_error.101] parse error at line 1, column 2: …" → drop the tag.
@@ -304,6 +321,11 @@ Envelope::parse(std::string_view json, std::string_view where)
       detail = detail.substr(close + 2);
     }
     return util::make_error("json", fmt::format("{}: malformed JSON: {}", where, detail));
+  }
+  if (duplicate) {
+    return util::make_error(
+      "envelope",
+      fmt::format("{}: duplicate field \"{}\": each field may appear once", where, *duplicate));
   }
   const Reader r(where);
   if (!j.is_object()) {

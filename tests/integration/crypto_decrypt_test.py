@@ -215,6 +215,11 @@ class DecryptTest(unittest.TestCase):
         missing_env = os.path.join(self.dir, "missing.json")
         self.assert_fails(self.run_bin("decrypt", "--key", self.key_file, missing_env),
                           f"{missing_env}: cannot open")
+        huge = self.write("huge.json", b" " * (1024 * 1024 + 1))
+        self.assert_fails(self.run_bin("decrypt", "--key", self.key_file, huge),
+                          f"{huge}: expected an envelope of at most 1 MiB")
+        self.assert_fails(self.run_bin("decrypt", "--key", self.key_file, self.dir),
+                          f"{self.dir}: cannot read")
 
 
 if __name__ == "__main__":

@@ -244,6 +244,24 @@ TEST_SUITE("crypto::Envelope")
                    "sealed[0]: unknown field \"nonce\"");
   }
 
+  TEST_CASE("a field given twice is refused, at any depth")
+  {
+    Fixture f;
+    auto text = f.sealed().to_json();
+    auto twice = text;
+    twice.insert(1, "\"user\":\"someone-else\",");
+    auto r = crypto::Envelope::parse(twice, "env.json");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message == "env.json: duplicate field \"user\": each field may appear once");
+    auto nested = text;
+    nested.insert(nested.find("\"recipient\""), "\"alg\":\"crypto_box_seal\",");
+    r = crypto::Envelope::parse(nested, "env.json");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("duplicate field \"alg\"") != std::string::npos);
+    // The same name in two different objects is fine.
+    CHECK(crypto::Envelope::parse(text, "env.json").has_value());
+  }
+
   TEST_CASE("seal refuses what it could not write faithfully")
   {
     Fixture f;
