@@ -26,6 +26,8 @@ struct Command
 constexpr Command k_commands[] = {
   { "check-config", "check-config [-c FILE]", "validate the config and exit (78 on errors)",
     cmd_check_config },
+  { "plan", "plan [-c FILE] [--json] [--count N]", "print the next N runs (default 5) per slot",
+    cmd_plan },
 };
 
 void

@@ -8,5 +8,6 @@
 namespace app {
 
 int cmd_check_config(const std::vector<std::string>& args);
+int cmd_plan(const std::vector<std::string>& args);
 
 } // namespace app
