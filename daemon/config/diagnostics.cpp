@@ -15,6 +15,11 @@ Mark::to_string() const
 void
 Diagnostics::add(const Mark& mark, const std::string& path, const std::string& message)
 {
+  ++m_total;
+  m_file = mark.file;
+  if (m_entries.size() >= k_max_kept) {
+    return;
+  }
   std::string text = mark.to_string() + ": ";
   if (!path.empty()) {
     text += path + ": ";
@@ -42,6 +47,9 @@ Diagnostics::to_string() const
       out += '\n';
     }
     out += e.text;
+  }
+  if (m_total > m_entries.size()) {
+    out += fmt::format("\n{}: and {} more errors", m_file, m_total - m_entries.size());
   }
   return out;
 }

@@ -16,8 +16,8 @@ public:
   // An error with no useful position (the file cannot be read at all).
   void add_file_error(const std::string& file, const std::string& message);
 
-  [[nodiscard]] bool empty() const { return m_entries.empty(); }
-  [[nodiscard]] std::size_t size() const { return m_entries.size(); }
+  [[nodiscard]] bool empty() const { return m_total == 0; }
+  [[nodiscard]] std::size_t size() const { return m_total; }
   // All messages in document order, one per line, without a trailing newline.
   [[nodiscard]] std::string to_string() const;
 
@@ -27,7 +27,12 @@ private:
     Mark mark;
     std::string text;
   };
+  // The first k_max_kept errors are kept; a file with thousands of mistakes gets
+  // those and a count, not a wall of text.
+  static constexpr std::size_t k_max_kept = 100;
   std::vector<Entry> m_entries;
+  std::size_t m_total = 0;
+  std::string m_file;
 };
 
 } // namespace config

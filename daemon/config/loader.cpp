@@ -32,7 +32,7 @@ constexpr std::size_t k_max_file_bytes = 64 * 1024 * 1024;
 // Node visits allowed while walking the tree. Anchors and aliases share nodes, so a
 // "billion laughs" document is small to parse but huge to walk: the budget stops it.
 // 10,000 users with three sinks each need about 400,000 visits.
-constexpr std::size_t k_max_node_visits = 5'000'000;
+constexpr std::size_t k_max_node_visits = 2'000'000;
 constexpr std::size_t k_max_socket_path = 107; // sun_path is 108 bytes with the NUL
 
 // The "found …" part of a message: the value as written, never an expanded one.
@@ -659,7 +659,7 @@ private:
                     describe(kv.first));
         continue;
       }
-      if (c.find_recipient(name) != nullptr) {
+      if (!m_declared_recipients.insert(name).second) {
         m_r.error(kv.first, p, "expected each recipient once, found it again");
         continue;
       }
@@ -754,7 +754,7 @@ private:
                                   set(u.controller, m_r.string(v, p));
                                 } else if (key == "sinks") {
                                   sinks_seen = true;
-                                  sinks(c, u, v, p);
+                                  sinks(u, v, p);
                                 } else {
                                   // Policy overrides are checked by the same code as defaults.
                                   policy_key(u.policy, key, v, p, u.schedule_mark, u.lifetime_mark);
@@ -808,7 +808,7 @@ private:
     });
   }
 
-  void sinks(const Config& c, User& u, const YAML::Node& node, const std::string& base)
+  void sinks(User& u, const YAML::Node& node, const std::string& base)
   {
     const bool ok = m_r.sequence(node, base, [&](std::size_t i, const YAML::Node& item) {
       const std::string sp = fmt::format("{}[{}]", base, i);
@@ -833,7 +833,7 @@ private:
       const auto common = [&](const std::string& key, const YAML::Node& v) {
         const std::string p = sp + "." + key;
         if (key == "recipients") {
-          recipients_list(c, s, v, p);
+          recipients_list(s, v, p);
         } else if (key == "timeout") {
           set(s.timeout, m_r.duration(v, p));
         }
@@ -917,7 +917,7 @@ private:
     }
   }
 
-  void recipients_list(const Config& c, Sink& s, const YAML::Node& v, const std::string& p)
+  void recipients_list(Sink& s, const YAML::Node& v, const std::string& p)
   {
     const bool ok = m_r.sequence(v, p, [&](std::size_t j, const YAML::Node& r) {
       const std::string rp = fmt::format("{}[{}]", p, j);
@@ -925,11 +925,8 @@ private:
       if (!name) {
         return;
       }
-      if (c.find_recipient(*name) == nullptr) {
-        std::vector<std::string> names;
-        for (const auto& x : c.recipients) {
-          names.push_back(x.name);
-        }
+      if (m_declared_recipients.count(*name) == 0) {
+        std::vector<std::string> names(m_declared_recipients.begin(), m_declared_recipients.end());
         m_r.error(r, rp,
                   fmt::format("expected a recipient name ({}), found {}",
                               names.empty() ? "none are defined" : join(names), describe(r)));
@@ -950,12 +947,13 @@ private:
   {
     m_r.visit();
     const std::string text = v.IsScalar() ? v.Scalar() : "";
-    // Written as a quoted octal string: YAML reads a bare 0640 as the integer 640.
+    // yaml-cpp keeps the scalar's text, so 0640 and "0640" both arrive as "0640";
+    // the leading zero is required so that 640 is not mistaken for octal.
     const bool ok =
       text.size() == 4 && text[0] == '0' &&
       std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '7'; });
     if (!ok) {
-      m_r.error(v, p, "expected an octal mode in quotes such as \"0640\", found " + describe(v));
+      m_r.error(v, p, "expected an octal mode such as \"0640\", found " + describe(v));
       return;
     }
     const auto m = static_cast<mode_t>(std::stoi(text, nullptr, 8));
@@ -1053,6 +1051,9 @@ public:
 private:
   Reader m_r;
   Diagnostics& m_diag;
+  // Every recipient name written, valid or not: a broken key file is reported once
+  // at its own line, not again at every sink that names it.
+  std::set<std::string> m_declared_recipients;
   Mark m_defaults_mark;
   Mark m_lifetime_mark;
 };
@@ -1105,7 +1106,7 @@ load_text(const std::string& text, const std::string& name)
     } catch (const TooManyNodes&) {
       Diagnostics only;
       only.add(Mark{ name, 1, 1 }, "(root)",
-               "expected a config of reasonable size, found a document that expands past 5,000,000 "
+               "expected a config of reasonable size, found a document that expands past 2,000,000 "
                "nodes (anchors and aliases?)");
       return util::make_error("config", only.to_string());
     } catch (const YAML::Exception& e) {
