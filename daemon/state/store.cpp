@@ -8,10 +8,12 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <functional>
 #include <pwd.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -248,18 +250,28 @@ query_int(Database& db, const char* sql)
   return st->int64(0);
 }
 
+// SQLite's part of an error message, without the "PATH: " our messages start with.
+std::string
+without_path(const std::string& path, const std::string& message)
+{
+  const auto prefix = path + ": ";
+  return message.rfind(prefix, 0) == 0 ? message.substr(prefix.size()) : message;
+}
+
 util::Result<void>
 quick_check(Database& db)
 {
   auto st = db.prepare("PRAGMA quick_check(3)");
   if (!st) {
-    return corrupt(db.path(), st.error().message);
+    return corrupt(db.path(),
+                   fmt::format("damaged ({})", without_path(db.path(), st.error().message)));
   }
   std::vector<std::string> problems;
   for (;;) {
     auto row = st->step();
     if (!row) {
-      return corrupt(db.path(), fmt::format("damaged ({})", row.error().message));
+      return corrupt(db.path(),
+                     fmt::format("damaged ({})", without_path(db.path(), row.error().message)));
     }
     if (!*row) {
       break;
