@@ -1,0 +1,267 @@
+#include "util/atomic_file.hpp"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <optional>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+namespace util {
+
+namespace {
+
+constexpr std::string_view k_temp_marker = ".jtr-tmp-";
+// mkstemp() replaces exactly six X.
+constexpr std::size_t k_temp_random = 6;
+
+struct PathParts
+{
+  std::string dir;
+  std::string name;
+};
+
+PathParts
+split(const std::string& path)
+{
+  const auto slash = path.rfind('/');
+  if (slash == std::string::npos) {
+    return { ".", path };
+  }
+  return { slash == 0 ? "/" : path.substr(0, slash), path.substr(slash + 1) };
+}
+
+std::string
+temp_prefix(const std::string& name)
+{
+  return "." + name + std::string(k_temp_marker);
+}
+
+const char*
+kind_of(int err)
+{
+  switch (err) {
+    case ENOENT:
+    case ENOTDIR:
+      return "missing";
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return "permission";
+    default:
+      return "io";
+  }
+}
+
+Error
+errno_error(int err, const std::string& what)
+{
+  return make_error(kind_of(err), fmt::format("{}: {}", what, std::strerror(err)));
+}
+
+// Closes and unlinks the temp file unless released: every early return cleans up.
+class TempFile
+{
+public:
+  TempFile(int fd, std::string path)
+    : m_fd(fd)
+    , m_path(std::move(path))
+  {
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+  ~TempFile()
+  {
+    if (m_fd >= 0) {
+      ::close(m_fd);
+    }
+    if (!m_path.empty()) {
+      ::unlink(m_path.c_str());
+    }
+  }
+
+  [[nodiscard]] int fd() const { return m_fd; }
+  [[nodiscard]] const std::string& path() const { return m_path; }
+
+  // close() reports deferred write errors on some file systems (NFS).
+  int close()
+  {
+    const int rc = ::close(m_fd);
+    m_fd = -1;
+    return rc;
+  }
+  void renamed() { m_path.clear(); }
+
+private:
+  int m_fd;
+  std::string m_path;
+};
+
+Result<void>
+write_all(int fd, std::string_view content, const std::string& temp)
+{
+  std::size_t done = 0;
+  while (done < content.size()) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      return errno_error(errno, fmt::format("cannot write {}", temp));
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return {};
+}
+
+} // namespace
+
+Result<gid_t>
+resolve_own_group(const std::string& group)
+{
+  gid_t gid = 0;
+  const auto* end = group.data() + group.size();
+  if (auto [p, ec] = std::from_chars(group.data(), end, gid); ec == std::errc() && p == end) {
+    // A numeric gid, which need not have a name.
+  } else {
+    std::vector<char> buf(16384);
+    struct group gr
+    {};
+    struct group* found = nullptr;
+    const int rc = ::getgrnam_r(group.c_str(), &gr, buf.data(), buf.size(), &found);
+    if (rc != 0 || found == nullptr) {
+      return make_error("config", fmt::format("group {} does not exist", group));
+    }
+    gid = gr.gr_gid;
+  }
+  if (gid == ::getegid()) {
+    return gid;
+  }
+  const int count = ::getgroups(0, nullptr);
+  std::vector<gid_t> groups(static_cast<std::size_t>(std::max(count, 0)));
+  if (count > 0 && ::getgroups(count, groups.data()) < 0) {
+    return errno_error(errno, "cannot read the process's groups");
+  }
+  if (std::find(groups.begin(), groups.end(), gid) == groups.end()) {
+    // Root could chown to any group; refusing keeps the rule the same for every user.
+    return make_error("permission",
+                      fmt::format("this process is not a member of group {} (gid {}); add the "
+                                  "daemon's user to it",
+                                  group, gid));
+  }
+  return gid;
+}
+
+Result<int>
+remove_stale_temp_files(const std::string& path)
+{
+  const auto [dir, name] = split(path);
+  const std::string prefix = temp_prefix(name);
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) {
+    return errno_error(errno, fmt::format("cannot open directory {}", dir));
+  }
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    const std::string_view entry = e->d_name;
+    if (entry.size() == prefix.size() + k_temp_random && entry.starts_with(prefix)) {
+      stale.emplace_back(entry);
+    }
+  }
+  ::closedir(d);
+  int removed = 0;
+  for (const auto& s : stale) {
+    const std::string p = dir + "/" + s;
+    if (::unlink(p.c_str()) == 0) {
+      ++removed;
+    } else if (errno != ENOENT) {
+      return errno_error(errno, fmt::format("cannot remove stale temp file {}", p));
+    }
+  }
+  return removed;
+}
+
+Result<void>
+write_file_atomically(const std::string& path, std::string_view content,
+                      const AtomicFileOptions& options)
+{
+  const auto [dir, name] = split(path);
+  if (name.empty() || name == "." || name == "..") {
+    return make_error("config", fmt::format("{}: expected a file name", path));
+  }
+  struct stat dst
+  {};
+  if (::stat(dir.c_str(), &dst) != 0) {
+    return errno_error(errno, fmt::format("directory {} of {}", dir, path));
+  }
+  if (!S_ISDIR(dst.st_mode)) {
+    return make_error("missing", fmt::format("{} of {}: not a directory", dir, path));
+  }
+  struct stat st
+  {};
+  if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return make_error("config", fmt::format("{}: expected a file, found a directory", path));
+  }
+  std::optional<gid_t> gid;
+  if (!options.group.empty()) {
+    auto g = resolve_own_group(options.group);
+    if (!g) {
+      return make_error(g.error().kind, fmt::format("{}: {}", path, g.error().message));
+    }
+    gid = *g;
+  }
+  if (auto r = remove_stale_temp_files(path); !r) {
+    return r.error();
+  }
+
+  std::string templ = dir + "/" + temp_prefix(name) + std::string(k_temp_random, 'X');
+  // mkstemp creates the file 0600 (O_EXCL): nobody else can open it before fchmod.
+  const int fd = ::mkostemp(templ.data(), O_CLOEXEC);
+  if (fd < 0) {
+    return errno_error(errno,
+                       fmt::format("cannot create a temporary file in {} for {}", dir, path));
+  }
+  TempFile temp(fd, templ);
+  if (auto r = write_all(temp.fd(), content, temp.path()); !r) {
+    return r;
+  }
+  // chown may clear set-id bits, so the group comes before the mode.
+  if (gid && ::fchown(temp.fd(), static_cast<uid_t>(-1), *gid) != 0) {
+    return errno_error(errno, fmt::format("cannot give {} to group {}", path, options.group));
+  }
+  if (::fchmod(temp.fd(), options.mode & 07777) != 0) {
+    return errno_error(errno, fmt::format("cannot set the mode of {}", temp.path()));
+  }
+  if (::fsync(temp.fd()) != 0) {
+    return errno_error(errno, fmt::format("cannot fsync {}", temp.path()));
+  }
+  if (temp.close() != 0) {
+    return errno_error(errno, fmt::format("cannot close {}", temp.path()));
+  }
+  if (::rename(temp.path().c_str(), path.c_str()) != 0) {
+    return errno_error(errno, fmt::format("cannot rename {} to {}", temp.path(), path));
+  }
+  temp.renamed();
+  // The rename is durable only once the directory entry is on disk.
+  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) {
+    return errno_error(errno, fmt::format("cannot open directory {} to fsync it", dir));
+  }
+  const int rc = ::fsync(dfd);
+  const int err = errno;
+  ::close(dfd);
+  if (rc != 0) {
+    return errno_error(err, fmt::format("cannot fsync directory {}", dir));
+  }
+  return {};
+}
+
+} // namespace util
