@@ -1,0 +1,91 @@
+package emu
+
+import emu.core.Emu
+import emu.core.ScriptParentLoader
+import org.codehaus.groovy.control.CompilerConfiguration
+import org.codehaus.groovy.control.customizers.ImportCustomizer
+import org.codehaus.groovy.runtime.InvokerHelper
+
+/**
+ * Runs script-console text as RemotingDiagnostics.executeGroovy does (reference §1.3): a fresh
+ * GroovyShell with Jenkins' star imports and a bound {@code out}; the output, then
+ * "Result: " + String.valueOf(value), or the Functions.printThrowable trace of a failure.
+ */
+class ScriptRunner {
+    List<Map> scripts
+    final ClassLoader parent = new ScriptParentLoader(ScriptRunner.classLoader)
+
+    String run(String text, String user) {
+        synchronized (scripts) {
+            scripts << [sha256: Emu.sha256Hex(text), time: Emu.isoNow(), user: user]
+        }
+        StringWriter sw = new StringWriter()
+        PrintWriter pw = new PrintWriter(sw)
+        CompilerConfiguration cc = new CompilerConfiguration()
+        cc.addCompilationCustomizers(new ImportCustomizer().addStarImports('jenkins', 'jenkins.model', 'hudson', 'hudson.model'))
+        Binding binding = new Binding()
+        binding.setVariable('out', pw)
+        GroovyShell shell = new GroovyShell(parent, binding, cc)
+        Emu.setCaller(user)
+        try {
+            Object output = shell.evaluate(text)
+            if (output != null) { pw.println('Result: ' + String.valueOf(output)) }
+        } catch (Throwable t) {
+            pw.println(printThrowable(t).trim())
+        } finally {
+            pw.flush()
+            unload(shell)
+        }
+        sw.toString()
+    }
+
+    /** Drops every trace of the script classes so their loader can be collected. */
+    static void unload(GroovyShell shell) {
+        GroovyClassLoader gcl = shell.classLoader
+        for (Class c : gcl.loadedClasses) {
+            InvokerHelper.removeClass(c)
+            GroovySystem.metaClassRegistry.removeMetaClass(c)
+        }
+        gcl.clearCache()
+        shell.resetLoadedClasses()
+    }
+
+    /** Jenkins' Functions.printThrowable: innermost cause first, outer ones as "Caused: ". */
+    static String printThrowable(Throwable t) {
+        StringBuilder s = new StringBuilder()
+        doPrintStackTrace(s, t, null, '', Collections.newSetFromMap(new IdentityHashMap<Throwable, Boolean>()))
+        s.toString()
+    }
+
+    private static void doPrintStackTrace(StringBuilder s, Throwable t, Throwable higher, String prefix, Set<Throwable> encountered) {
+        String nl = System.lineSeparator()
+        if (!encountered.add(t)) {
+            s.append('<cycle to ').append(t).append('>').append(nl)
+            return
+        }
+        Throwable lower = t.cause
+        if (lower != null) { doPrintStackTrace(s, lower, t, prefix, encountered) }
+        for (Throwable suppressed : t.suppressed) {
+            s.append(prefix).append('Also:   ')
+            doPrintStackTrace(s, suppressed, t, prefix + '\t', encountered)
+        }
+        if (lower != null) { s.append(prefix).append('Caused: ') }
+        String summary = t.toString()
+        if (lower != null) {
+            String suffix = ': ' + lower
+            if (summary.endsWith(suffix)) { summary = summary.substring(0, summary.length() - suffix.length()) }
+        }
+        s.append(summary).append(nl)
+        StackTraceElement[] trace = t.stackTrace
+        int end = trace.length
+        if (higher != null) {
+            StackTraceElement[] higherTrace = higher.stackTrace
+            while (end > 0) {
+                int higherEnd = end + higherTrace.length - trace.length
+                if (higherEnd <= 0 || higherTrace[higherEnd - 1] != trace[end - 1]) { break }
+                end--
+            }
+        }
+        for (int i = 0; i < end; i++) { s.append(prefix).append('\tat ').append(trace[i]).append(nl) }
+    }
+}
