@@ -26,6 +26,13 @@ struct Command
 constexpr Command k_commands[] = {
   { "check-config", "check-config [-c FILE] [--connect]",
     "validate the config (78 on errors); --connect: probe each controller", cmd_check_config },
+  { "plan", "plan [-c FILE] [--json] [--count N]", "print the next N runs (default 5) per slot",
+    cmd_plan },
+  { "keygen", "keygen --out FILE", "make a key pair: private key to FILE (0600), public on stdout",
+    cmd_keygen },
+  { "pubkey", "pubkey < PRIVATE", "print the public key of the private key on stdin", cmd_pubkey },
+  { "decrypt", "decrypt --key FILE [ENVELOPE|-]", "print the token sealed for FILE's key",
+    cmd_decrypt },
 };
 
 void

@@ -8,5 +8,9 @@
 namespace app {
 
 int cmd_check_config(const std::vector<std::string>& args);
+int cmd_keygen(const std::vector<std::string>& args);
+int cmd_pubkey(const std::vector<std::string>& args);
+int cmd_decrypt(const std::vector<std::string>& args);
+int cmd_plan(const std::vector<std::string>& args);
 
 } // namespace app

@@ -114,6 +114,7 @@ struct User
   std::vector<Sink> sinks;
   Mark mark;
   Mark schedule_mark; // where the effective schedule was written (user or defaults)
+  Mark timezone_mark;
   Mark lifetime_mark;
 
   // "controller/user": the slot's name in output and on the control socket.

@@ -1,12 +1,106 @@
 #include "config/schedule_rules.hpp"
 
+#include "schedule/schedule.hpp"
+#include "util/duration.hpp"
+
+#include <fmt/core.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <tuple>
+
 namespace config {
 
-void
-check_schedules(const Config&, Diagnostics&)
+namespace {
+
+// One error per place and text: a bad value in `defaults:` shared by 10,000 users is
+// reported once, at the first user, with a count of the others.
+class Grouped
 {
-  // The schedule module (issue 3) supplies the checks; until it lands nothing is
-  // checked here and `check-config` says so in --help.
+public:
+  void add(const Mark& mark, std::string path, std::string message)
+  {
+    const auto key = std::tuple(mark.file, mark.line, mark.column, message);
+    if (const auto it = m_index.find(key); it != m_index.end()) {
+      ++m_entries[it->second].others;
+      return;
+    }
+    m_index.emplace(key, m_entries.size());
+    m_entries.push_back(Entry{ mark, std::move(path), std::move(message), 0 });
+  }
+
+  void report(Diagnostics& diagnostics) const
+  {
+    for (const auto& e : m_entries) {
+      diagnostics.add(e.mark, e.path,
+                      e.others == 0 ? e.message
+                                    : fmt::format("{} (and {} other user{})", e.message, e.others,
+                                                  e.others == 1 ? "" : "s"));
+    }
+  }
+
+private:
+  struct Entry
+  {
+    Mark mark;
+    std::string path;
+    std::string message;
+    std::size_t others;
+  };
+  std::map<std::tuple<std::string, int, int, std::string>, std::size_t> m_index;
+  std::vector<Entry> m_entries;
+};
+
+} // namespace
+
+void
+check_schedules(const Config& config, Diagnostics& diagnostics)
+{
+  // Users share a few schedules and zones: parse each once, and compute each gap once.
+  std::map<std::string, util::Result<schedule::Schedule>> schedules;
+  std::map<std::string, util::Result<schedule::Zone>> zones;
+  std::map<std::pair<std::string, std::string>, std::chrono::seconds> gaps;
+  const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  Grouped errors;
+  for (std::size_t i = 0; i < config.users.size(); ++i) {
+    const User& u = config.users[i];
+    const Policy& p = u.policy;
+    const std::string base = fmt::format("users[{}]", i);
+    auto s = schedules.find(p.schedule);
+    if (s == schedules.end()) {
+      s = schedules.emplace(p.schedule, schedule::Schedule::parse(p.schedule)).first;
+    }
+    auto z = zones.find(p.timezone);
+    if (z == zones.end()) {
+      z = zones.emplace(p.timezone, schedule::Zone::locate(p.timezone)).first;
+    }
+    if (!s->second) {
+      errors.add(u.schedule_mark, base + ".schedule", s->second.error().message);
+    }
+    if (!z->second) {
+      errors.add(u.timezone_mark, base + ".timezone", z->second.error().message);
+    }
+    if (!s->second || !z->second) {
+      continue;
+    }
+    const auto key = std::pair(p.schedule, p.timezone);
+    auto g = gaps.find(key);
+    if (g == gaps.end()) {
+      g = gaps.emplace(key, schedule::longest_gap(*s->second, *z->second, now)).first;
+    }
+    const auto needed = g->second + p.grace + p.failure_budget;
+    if (p.lifetime < needed) {
+      errors.add(u.lifetime_mark, base + ".lifetime",
+                 fmt::format("expected at least {} (longest gap {} + grace {} + failure_budget "
+                             "{}), found {}",
+                             util::format_duration(needed), util::format_duration(g->second),
+                             util::format_duration(p.grace),
+                             util::format_duration(p.failure_budget),
+                             util::format_duration(p.lifetime)));
+    }
+  }
+  errors.report(diagnostics);
 }
 
 } // namespace config

@@ -193,6 +193,8 @@ class Emulator:
 
     def script(self, text, user=None, token=None):
         """POSTs ``text`` to /scriptText (as the admin unless user/token given) -> (status, body)."""
+        if user is not None and token is None:
+            raise ValueError("script(): a user needs an API token (password POSTs need a crumb)")
         auth = None if user is None else (user, token)
         r = self.post("/scriptText", {"script": text}, auth=auth)
         return r.status, r.text

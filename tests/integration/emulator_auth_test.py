@@ -36,6 +36,9 @@ class AuthTest(unittest.TestCase):
                   self.emu.get("/api/json", auth=False)):
             self.assertEqual(r.status, 403)
             self.assertNotIn("WWW-Authenticate", r.headers)
+        r = self.emu.get("/api/json", auth=False, headers={"X-Requested-With": "XMLHttpRequest"})
+        self.assertEqual(r.status, 403)
+        self.assertNotIn("Authentication required", r.text)
         r = self.emu.get("/scriptText?script=1", auth=False)
         self.assertEqual(r.status, 403)
         self.assertEqual(r.headers["X-Jenkins"], "2.560")
@@ -122,6 +125,10 @@ class AuthTest(unittest.TestCase):
                                   headers={"Jenkins-Crumb": j["crumb"]}).status, 403)
         self.assertEqual(emu.post("/scriptText", {"script": "1"}, auth=("alice", "alice"),
                                   headers={"Jenkins-Crumb": j["crumb"], "Cookie": cookie}).status, 403)
+        # The xpath form gives the header line directly.
+        x = emu.get("/crumbIssuer/api/xml?xpath=concat(//crumbRequestField,%22:%22,//crumb)", auth=pw,
+                    headers={"Cookie": cookie})
+        self.assertEqual((x.status, x.text), (200, "Jenkins-Crumb:" + j["crumb"]))
         # An API token needs no crumb (ApiCrumbExclusion); GET never does.
         self.assertEqual(emu.post("/scriptText", {"script": "1"}).status, 200)
         self.assertEqual(emu.get("/crumbIssuer/api/json", auth=False).status, 403)

@@ -103,13 +103,34 @@ class Control {
     }
 
     Map memory() {
-        System.gc()
-        System.gc()
-        def mem = ManagementFactory.memoryMXBean
+        // Heap left by the last full collection (what survived it), read per pool so that
+        // allocations made after the collection do not count. Unloaded classes free their
+        // remains over several collections: collect until stable.
+        def heapPools = ManagementFactory.memoryPoolMXBeans.findAll {
+            it.type == java.lang.management.MemoryType.HEAP && it.collectionUsage != null
+        }
+        long last = Long.MAX_VALUE
+        long used = 0
+        for (int i = 0; i < 8; i++) {
+            System.gc()
+            used = heapPools.sum { it.collectionUsage.used } as long
+            if (last - used < 64 * 1024) { break }
+            last = used
+        }
         def cl = ManagementFactory.classLoadingMXBean
         long meta = ManagementFactory.memoryPoolMXBeans.findAll { it.name == 'Metaspace' }.sum { it.usage.used } ?: 0
-        [heap_used: mem.heapMemoryUsage.used, metaspace_used: meta, loaded_classes: cl.loadedClassCount,
+        [heap_live: liveHeap(), heap_used: used, metaspace_used: meta, loaded_classes: cl.loadedClassCount,
          unloaded_classes: cl.unloadedClassCount, total_loaded_classes: cl.totalLoadedClassCount]
+    }
+
+    /** Bytes of reachable objects, from the class histogram (as jcmd GC.class_histogram). */
+    static long liveHeap() {
+        def server = ManagementFactory.platformMBeanServer
+        def name = new javax.management.ObjectName('com.sun.management:type=DiagnosticCommand')
+        String histo = server.invoke(name, 'gcClassHistogram', [[] as String[]] as Object[],
+                [String[].class.name] as String[]) as String
+        def total = histo.readLines().find { it.trim().startsWith('Total') }
+        total ? total.trim().split(/\s+/)[2] as long : -1L
     }
 
     Resp ok(Object o) { new Resp(contentType: 'application/json;charset=UTF-8').text(Emu.toJson(o)) }

@@ -224,6 +224,7 @@ class Server implements HttpHandler {
         if (p == '/scriptText' || p == builtInNode() + 'scriptText') { return scriptText(req) }
         if (p == '/api/json') { return apiJson(req) }
         if (p == '/crumbIssuer/api/json') { return crumbIssuer(req) }
+        if (p == '/crumbIssuer/api/xml') { return crumbIssuerXml(req) }
         if (p == '/me/api/json') { return userJson(User.getById(req.user, true)) }
         def m = p =~ '^/user/([^/]+)/api/json/?$'
         if (m.matches()) {
@@ -318,6 +319,21 @@ class Server implements HttpHandler {
                 '/computer/(master)/' : '/computer/(built-in)/'
     }
 
+    /** The xpath form scripts often use: text/plain "Jenkins-Crumb:<crumb>"; else the XML document. */
+    Resp crumbIssuerXml(Req req) {
+        Resp j = crumbIssuer(req)
+        Map m = new JsonSlurper().parseText(new String(j.body, StandardCharsets.UTF_8)) as Map
+        String xpath = req.param('xpath')
+        if (xpath == 'concat(//crumbRequestField,":",//crumb)') {
+            j.contentType = 'text/plain;charset=UTF-8'
+            return j.text("${m.crumbRequestField}:${m.crumb}")
+        }
+        if (xpath != null) { return containerError(400, 'Unsupported xpath in the emulator') }
+        j.contentType = 'application/xml;charset=UTF-8'
+        j.text("<defaultCrumbIssuer _class='hudson.security.csrf.DefaultCrumbIssuer'><crumb>${m.crumb}</crumb>" +
+                "<crumbRequestField>${m.crumbRequestField}</crumbRequestField></defaultCrumbIssuer>")
+    }
+
     Resp crumbIssuer(Req req) {
         Resp r = json([:])
         String session = sessionOf(req)
@@ -381,6 +397,7 @@ class Server implements HttpHandler {
     }
 
     Resp anonymousDenied(Req req) {
+        if (req.header('X-Requested-With') == 'XMLHttpRequest') { return containerError(403, 'Forbidden') }
         String from = URLEncoder.encode(req.ex.requestURI.rawPath, 'UTF-8')
         Resp r = new Resp(status: 403, contentType: 'text/html;charset=UTF-8')
         r.headers['X-Hudson'] = '1.395'

@@ -1,0 +1,164 @@
+#include "app/args.hpp"
+#include "app/commands.hpp"
+#include "config/loader.hpp"
+#include "schedule/schedule.hpp"
+#include "util/duration.hpp"
+#include "util/error.hpp"
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string>
+
+namespace app {
+
+namespace {
+
+constexpr int k_default_count = 5;
+constexpr int k_max_count = 1000;
+
+// JTR_NOW=<RFC 3339> replaces the clock. Test-only: it lets tests compare runs of the
+// real binary with hand-computed ones; nothing else reads it.
+schedule::Instant
+plan_now()
+{
+  if (const char* fixed = std::getenv("JTR_NOW"); fixed != nullptr && *fixed != '\0') {
+    auto t = schedule::parse_rfc3339(fixed);
+    if (!t) {
+      throw util::Fatal(util::exit_code::k_usage, "plan: JTR_NOW: " + t.error().message);
+    }
+    return *t;
+  }
+  return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+// JTR_REPORT_RSS=1 prints the resident set after the config is loaded (node tree freed,
+// malloc_trim'd) to stderr, for tests/bench/plan-10k.
+void
+report_rss()
+{
+  const char* flag = std::getenv("JTR_REPORT_RSS");
+  if (flag == nullptr || std::string_view(flag) != "1") {
+    return;
+  }
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.starts_with("VmRSS:")) {
+      std::fputs(fmt::format("jenkins-token-rotator: after load: {}\n", line).c_str(), stderr);
+    }
+  }
+}
+
+struct SlotPlan
+{
+  const config::User* user;
+  std::string zone_name;
+  schedule::Jitter jitter;
+  std::vector<schedule::Instant> runs;
+};
+
+} // namespace
+
+// Prints the next --count runs of every slot, offline (DESIGN §4). --json prints one
+// document: {"now", "slots": [{"slot", "controller", "user", "schedule", "timezone",
+// "jitter_seconds", "runs": [RFC 3339 UTC, ...]}]}. Slots are planned as if they had
+// never run: the state database is not read.
+int
+cmd_plan(const std::vector<std::string>& args)
+{
+  const Args a("plan", args, { "json" }, { "config", "count" });
+  if (!a.positional().empty()) {
+    throw util::Fatal(util::exit_code::k_usage,
+                      fmt::format("plan: unexpected argument \"{}\"", a.positional()[0]));
+  }
+  int count = k_default_count;
+  if (const auto c = a.option("count")) {
+    const bool digits =
+      !c->empty() && c->size() <= 4 && c->find_first_not_of("0123456789") == std::string::npos;
+    count = digits ? std::stoi(*c) : 0;
+    if (count < 1 || count > k_max_count) {
+      throw util::Fatal(util::exit_code::k_usage,
+                        fmt::format("plan: --count: expected a number from 1 to {}, found \"{}\"",
+                                    k_max_count, *c));
+    }
+  }
+  const auto now = plan_now();
+  auto config = config::load(a.config_path());
+  if (!config) {
+    std::fputs((config.error().message + "\n").c_str(), stderr);
+    return util::exit_code::k_config;
+  }
+  report_rss();
+
+  // check_schedules() already accepted every schedule and zone: parse each text once.
+  std::map<std::string, schedule::Schedule> schedules;
+  std::map<std::string, schedule::Zone> zones;
+  std::vector<SlotPlan> plans;
+  plans.reserve(config->users.size());
+  for (const auto& u : config->users) {
+    auto s = schedules.find(u.policy.schedule);
+    if (s == schedules.end()) {
+      s = schedules.emplace(u.policy.schedule, schedule::Schedule::parse(u.policy.schedule).value())
+            .first;
+    }
+    auto z = zones.find(u.policy.timezone);
+    if (z == zones.end()) {
+      z = zones.emplace(u.policy.timezone, schedule::Zone::locate(u.policy.timezone).value()).first;
+    }
+    SlotPlan p{ &u, u.policy.timezone, schedule::Jitter::for_slot(u.slot(), u.policy.jitter), {} };
+    std::optional<schedule::Instant> last;
+    for (int i = 0; i < count; ++i) {
+      last = schedule::next_run(s->second, z->second, p.jitter, last, now);
+      if (!last) {
+        break;
+      }
+      p.runs.push_back(*last);
+    }
+    plans.push_back(std::move(p));
+  }
+
+  std::string out;
+  if (a.flag("json")) {
+    auto doc = nlohmann::json::object();
+    doc["now"] = schedule::format_utc(now);
+    auto slots = nlohmann::json::array();
+    for (const auto& p : plans) {
+      auto runs = nlohmann::json::array();
+      for (const auto t : p.runs) {
+        runs.push_back(schedule::format_utc(t));
+      }
+      slots.push_back({ { "slot", p.user->slot() },
+                        { "controller", p.user->controller },
+                        { "user", p.user->user },
+                        { "schedule", p.user->policy.schedule },
+                        { "timezone", p.zone_name },
+                        { "jitter_seconds", p.jitter.offset.count() },
+                        { "runs", std::move(runs) } });
+    }
+    doc["slots"] = std::move(slots);
+    out = doc.dump(2) + "\n";
+  } else {
+    out = fmt::format("Next {} runs per slot from {} (offline: as if no slot had run yet)\n", count,
+                      schedule::format_utc(now));
+    for (const auto& p : plans) {
+      const auto& zone = zones.at(p.zone_name);
+      out +=
+        fmt::format("\n{}  schedule \"{}\"  timezone {}  jitter {} of {}\n", p.user->slot(),
+                    p.user->policy.schedule, p.zone_name, util::format_duration(p.jitter.offset),
+                    util::format_duration(p.jitter.span));
+      for (const auto t : p.runs) {
+        out += fmt::format("  {:<28} {}\n", zone.format_local(t), schedule::format_utc(t));
+      }
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return util::exit_code::k_ok;
+}
+
+} // namespace app

@@ -1,0 +1,65 @@
+// jenkins-token-rotator: mint one API token per item. Constant text: the only input
+// is the base64 JSON literal below, substituted by the daemon (DESIGN §1.4).
+// Input:  {"variant": "expiring"|"helpers"|"store",
+//          "items": [{"user": String, "name": String, "expires_ms": long}]}
+// Output: one "JTR-TOKEN:<index>:<plain value>" line per minted token, then one
+//         "JTR-RESULT:<base64 JSON>" line with, per item, {index, uuid} or
+//         {index, error, message}, plus Jenkins' version, now and zone.
+// Java 8 APIs only: the "helpers" and "store" variants run on old controllers.
+import groovy.json.JsonOutput
+import groovy.json.JsonSlurper
+import hudson.model.User
+import java.time.Instant
+import java.time.LocalDate
+import java.time.ZoneId
+import jenkins.model.Jenkins
+import jenkins.security.ApiTokenProperty
+
+def input = new JsonSlurper().parseText(new String(Base64.getDecoder().decode('@@PAYLOAD@@'), 'UTF-8'))
+def zone = ZoneId.systemDefault()
+def results = []
+input.items.eachWithIndex { item, i ->
+    def r = [index: i]
+    try {
+        def user = User.getById((String) item.user, false)
+        if (user == null) {
+            r.error = 'unknown_user'
+            r.message = 'no such user'
+        } else {
+            def prop = user.getProperty(ApiTokenProperty.class)
+            if (prop == null) {
+                r.error = 'no_token_property'
+                r.message = 'the user has no API token property'
+            } else if (input.variant == 'expiring') {
+                // Jenkins' expiry is a local day, valid through its end: take the day
+                // that holds the target instant, so the token outlives the target.
+                def target = Instant.ofEpochMilli((long) item.expires_ms)
+                LocalDate day = target.atZone(zone).toLocalDate()
+                def t = prop.generateNewToken((String) item.name, day)
+                def end = day.plusDays(1).atStartOfDay(zone)
+                r.uuid = t.tokenUuid
+                r.jenkins_expires_ms = end.toInstant().toEpochMilli()
+                r.jenkins_expires = end.toOffsetDateTime().toString()
+                out.println('JTR-TOKEN:' + i + ':' + t.plainValue)
+            } else if (input.variant == 'helpers') {
+                def t = prop.generateNewToken((String) item.name)
+                r.uuid = t.tokenUuid
+                out.println('JTR-TOKEN:' + i + ':' + t.plainValue)
+            } else {
+                def t = prop.tokenStore.generateNewToken((String) item.name)
+                // Before 2.260 the store does not save the user: without this the
+                // token is gone after a restart.
+                user.save()
+                r.uuid = t.tokenUuid
+                out.println('JTR-TOKEN:' + i + ':' + t.plainValue)
+            }
+        }
+    } catch (Throwable e) {
+        r.error = 'exception'
+        r.message = e.getClass().getName() + ': ' + e.getMessage()
+    }
+    results << r
+}
+def doc = [version: Jenkins.VERSION, now_ms: System.currentTimeMillis(), zone: zone.getId(), items: results]
+out.println('JTR-RESULT:' + Base64.getEncoder().encodeToString(JsonOutput.toJson(doc).getBytes('UTF-8')))
+return null

@@ -1,0 +1,154 @@
+#pragma once
+
+#include "state/dir_lock.hpp"
+#include "state/records.hpp"
+#include "state/transaction.hpp"
+#include "util/error.hpp"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace state {
+
+class Database;
+
+// The daemon's state: `state_dir/state.db` in SQLite (WAL, synchronous=FULL), used by one
+// process at a time (DESIGN §2-§3). Every mutating call is atomic on its own (a savepoint);
+// wrap a batch step in begin()/commit() so it costs one fsync. Calls that change an
+// attempt enforce DESIGN §2.2's state machine and append an audit entry in the same
+// transaction. The store is only ever given sealed envelopes, never a plain token.
+class Store
+{
+public:
+  // Opens (or creates, with a new instance id) state_dir/state.db. Refuses, leaving every
+  // file as it is: a state_dir the effective user does not own ("permission"), a lock held
+  // by another process ("locked"), a file that is not a healthy SQLite database of ours
+  // ("corrupt"), a schema newer than this binary ("schema"). An older schema is copied to
+  // state.db.bak-v<N> before it is migrated.
+  static util::Result<Store> open(const std::string& state_dir);
+
+  ~Store();
+  Store(Store&&) noexcept;
+  Store& operator=(Store&&) noexcept;
+
+  [[nodiscard]] const std::string& instance_id() const { return m_instance_id; }
+  [[nodiscard]] const std::string& path() const { return m_path; }
+
+  // A write transaction for one batch step; uncommitted work rolls back when it is dropped.
+  util::Result<Transaction> begin();
+
+  // --- Sequence ------------------------------------------------------------------------
+
+  // Hands out the next seq; the counter only grows (also across restarts and rollbacks
+  // of later work, as long as this call's transaction committed).
+  util::Result<Seq> next_seq();
+
+  // The highest seq ever handed out: a token of ours above it means the database is stale.
+  util::Result<Seq> highest_seq();
+
+  // --- Slots ---------------------------------------------------------------------------
+
+  // The slot for (controller, user_key), created if new; user_display is refreshed.
+  // user_key must be folded as Jenkins compares ids (config::fold_user_id).
+  util::Result<SlotId> ensure_slot(std::string_view controller, std::string_view user_key,
+                                   std::string_view user_display);
+  util::Result<Slot> slot(SlotId id);
+  util::Result<std::optional<Slot>> find_slot(std::string_view controller,
+                                              std::string_view user_key);
+  util::Result<std::vector<Slot>> slots();
+  util::Result<std::vector<Slot>> degraded_slots();
+
+  // No attempt on the slot before `until` (nullopt clears the backoff).
+  util::Result<void> set_backoff(SlotId id, std::optional<Time> until);
+  // Makes the slot due at `when` whatever its schedule says (nullopt: back to the schedule).
+  util::Result<void> set_next_due(SlotId id, std::optional<Time> when);
+  // Marks the slot degraded (a delivery is stuck on a sink) or healthy again; audited.
+  util::Result<void> set_degraded(SlotId id, bool degraded, std::string_view reason, Time now);
+
+  // --- Attempts (DESIGN §2.2) ----------------------------------------------------------
+
+  // Records a `planned` attempt under a seq from next_seq().
+  util::Result<void> create_attempt(Seq seq, SlotId slot, std::string_view token_name, Time now);
+
+  // planned -> minted: the token's uuid and expiry and one sealed envelope per sink of the
+  // slot. Each envelope must be a DESIGN §6 envelope of this token with sealed entries.
+  util::Result<void> mark_minted(Seq seq, const MintedToken& token,
+                                 std::span<const Envelope> envelopes, Time now);
+
+  // minted -> verified: /whoAmI as the new token named the user.
+  util::Result<void> mark_verified(Seq seq, Time now);
+
+  // Records a delivery to one sink; the first `ok` moves verified -> delivering.
+  util::Result<void> record_sink_result(Seq seq, int sink_index, SinkOutcome outcome,
+                                        std::string_view message, Time now);
+
+  // delivering -> committed once every sink is `ok`: the new token becomes current, the
+  // old current becomes previous with retire_at = now + grace; the slot's failures,
+  // backoff, next_due and degraded flag are cleared.
+  util::Result<CommitOutcome> commit_attempt(Seq seq, Time now, std::chrono::seconds grace);
+
+  // planned|minted|verified -> failed. Refused once any sink holds the token (roll forward).
+  // Counts a failure on the slot. A minted token stays `pending` until mark_revoked.
+  util::Result<void> fail_attempt(Seq seq, std::string_view error, Time now);
+
+  // planned -> abandoned: a lost mint was found by name and revoked, or nothing was found.
+  util::Result<void> abandon_attempt(Seq seq, std::string_view outcome, Time now);
+
+  util::Result<std::optional<Attempt>> attempt(Seq seq);
+  util::Result<std::vector<Attempt>> attempts_in_state(AttemptState state);
+  // Attempts a restart must resume (planned, minted, verified, delivering), oldest first.
+  util::Result<std::vector<Attempt>> open_attempts();
+  // A slot's attempts, newest first.
+  util::Result<std::vector<Attempt>> attempts_of_slot(SlotId slot, int limit);
+
+  util::Result<std::vector<Envelope>> envelopes(Seq seq);
+  util::Result<std::vector<SinkResult>> sink_results(Seq seq);
+
+  // --- Tokens --------------------------------------------------------------------------
+
+  util::Result<std::optional<Token>> token(std::string_view uuid);
+  util::Result<std::optional<Token>> token_by_seq(Seq seq);
+  // A slot's tokens that are not revoked, newest first.
+  util::Result<std::vector<Token>> live_tokens(SlotId slot);
+
+  // Tokens to revoke at `now`: previous past retire_at, previous or pending past the
+  // daemon deadline (pending only of closed attempts), and pending of failed attempts.
+  // Never a current token, nor one of an attempt still open.
+  util::Result<std::vector<PruneCandidate>> tokens_to_prune(Time now);
+
+  // The token is gone from Jenkins (we revoked it). Refused for a current token.
+  util::Result<void> mark_revoked(std::string_view uuid, Time when);
+
+  // The slot's current token vanished from Jenkins out of band: revoked, slot due at once.
+  util::Result<void> mark_current_gone(std::string_view uuid, Time when);
+
+  // --- Audit ---------------------------------------------------------------------------
+
+  // Appends one entry; detail must never hold a secret.
+  util::Result<void> append_audit(Time time, std::optional<SlotId> slot, std::optional<Seq> seq,
+                                  std::string_view event, std::string_view detail);
+  // Newest first; all slots when `slot` is nullopt.
+  util::Result<std::vector<AuditEntry>> audit(std::optional<SlotId> slot, int limit);
+  // Deletes entries older than `older_than`; returns how many.
+  util::Result<std::int64_t> trim_audit(Time older_than);
+
+private:
+  Store(DirLock lock, std::unique_ptr<Database> db, std::string instance_id);
+
+  util::Result<Attempt> expect_state(Seq seq, std::initializer_list<AttemptState> allowed,
+                                     std::string_view action);
+  util::Result<void> set_attempt_state(const Attempt& attempt, AttemptState state,
+                                       std::optional<std::string_view> error, Time now);
+
+  DirLock m_lock; // first member: released last, after the database is closed
+  std::unique_ptr<Database> m_db;
+  std::string m_path;
+  std::string m_instance_id;
+};
+
+} // namespace state

@@ -1,0 +1,167 @@
+#include "config/loader.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <sys/stat.h>
+
+namespace {
+
+// A real config directory: an admin token file (0600), a recipient key and config.yaml.
+class ConfigDir
+{
+public:
+  ConfigDir()
+  {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "jtr-schedule-XXXXXX").string();
+    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+    m_dir = tmpl;
+    write("token", "11aabbccddeeff00112233445566778899\n", 0600);
+    write("deploy.pub", "fCTGSPWSdCNJ0GEr2pDMz9ecEwAeQUbzKDkJsXCPtXs=\n", 0644);
+  }
+  ~ConfigDir() { std::filesystem::remove_all(m_dir); }
+  ConfigDir(const ConfigDir&) = delete;
+  ConfigDir& operator=(const ConfigDir&) = delete;
+
+  // Writes config.yaml: the controller and recipient lines 1-7, then `rest` from line 8.
+  std::string config(const std::string& rest)
+  {
+    write("config.yaml",
+          "controllers:\n"
+          "  - name: ci\n"
+          "    url: https://jenkins.example.com/\n"
+          "    admin_user: admin\n"
+          "    admin_token_file: token\n"
+          "recipients:\n"
+          "  deploy: deploy.pub\n" +
+            rest,
+          0600);
+    return path("config.yaml");
+  }
+
+  std::string path(const std::string& name) const { return (m_dir / name).string(); }
+
+private:
+  void write(const std::string& name, const std::string& text, mode_t mode)
+  {
+    std::ofstream(path(name)) << text;
+    REQUIRE(::chmod(path(name).c_str(), mode) == 0);
+  }
+
+  std::filesystem::path m_dir;
+};
+
+constexpr const char* k_sink = "    sinks: [{type: file, path: out.json, recipients: [deploy]}]\n";
+
+} // namespace
+
+TEST_SUITE("config::check_schedules")
+{
+  TEST_CASE("an unknown zone name is an error at the timezone's mark")
+  {
+    ConfigDir dir;
+    const auto file = dir.config(std::string("users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n"
+                                             "    timezone: Mars/Olympus\n") +
+                                 k_sink);
+    const auto c = config::load(file);
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().message == file + ":11:15: users[0].timezone: expected an IANA time zone "
+                                      "name such as Europe/Berlin or UTC, found \"Mars/Olympus\"");
+  }
+
+  TEST_CASE("the lifetime rule shows its arithmetic, once for users sharing the defaults")
+  {
+    ConfigDir dir;
+    const auto file = dir.config(std::string("defaults:\n"
+                                             "  schedule: every 7d\n"
+                                             "  lifetime: 8d\n"
+                                             "  grace: 1d\n"
+                                             "  failure_budget: 1d\n"
+                                             "users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n") +
+                                 k_sink +
+                                 "  - user: svc-b\n"
+                                 "    controller: ci\n" +
+                                 k_sink +
+                                 "  - user: svc-c\n"
+                                 "    controller: ci\n"
+                                 "    lifetime: 9d\n" +
+                                 k_sink);
+    const auto c = config::load(file);
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().message ==
+          file + ":10:13: users[0].lifetime: expected at least 9d (longest gap 7d + grace 1d + "
+                 "failure_budget 1d), found 8d (and 1 other user)");
+  }
+
+  TEST_CASE("a cron gap stretched by a fall-back night counts")
+  {
+    ConfigDir dir;
+    const auto file = dir.config(std::string("users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n"
+                                             "    schedule: \"0 3 * * 1\"\n"
+                                             "    timezone: Europe/Berlin\n"
+                                             "    lifetime: 9d\n"
+                                             "    grace: 1d\n"
+                                             "    failure_budget: 1d\n") +
+                                 k_sink);
+    const auto c = config::load(file);
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().message == file +
+                                 ":13:15: users[0].lifetime: expected at least 9d1h "
+                                 "(longest gap 7d1h + grace 1d + failure_budget 1d), found 9d");
+  }
+
+  TEST_CASE("schedule errors are reported at the schedule's mark")
+  {
+    ConfigDir dir;
+    const auto file = dir.config(std::string("defaults:\n"
+                                             "  schedule: \"0 3 * * 8\"\n"
+                                             "users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n") +
+                                 k_sink +
+                                 "  - user: svc-b\n"
+                                 "    controller: ci\n"
+                                 "    schedule: every fortnight\n" +
+                                 k_sink);
+    const auto c = config::load(file);
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().message ==
+          file +
+            ":9:13: users[0].schedule: expected a weekday 0-7 or sun-sat in field 5 of the "
+            "cron line, found \"8\"\n" +
+            file +
+            ":16:15: users[1].schedule: expected 'every <duration>' with a duration such "
+            "as 15m, 24h or 7d, found \"every fortnight\"");
+  }
+
+  TEST_CASE("valid schedules and zones load")
+  {
+    ConfigDir dir;
+    const auto file = dir.config(std::string("defaults:\n"
+                                             "  timezone: America/New_York\n"
+                                             "users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n") +
+                                 k_sink +
+                                 "  - user: svc-b\n"
+                                 "    controller: ci\n"
+                                 "    schedule: \"*/15 9-17 * * MON-FRI\"\n"
+                                 "    timezone: Europe/Berlin\n" +
+                                 k_sink);
+    const auto c = config::load(file);
+    REQUIRE_MESSAGE(c.has_value(), c.error().message);
+    REQUIRE(c->users.size() == 2);
+    CHECK(c->users[0].policy.timezone == "America/New_York");
+    CHECK(c->users[0].timezone_mark.line == 9);
+    CHECK(c->users[1].timezone_mark.line == 17);
+  }
+}
