@@ -28,6 +28,8 @@ constexpr Command k_commands[] = {
     "validate the config (78 on errors); --connect: probe each controller", cmd_check_config },
   { "plan", "plan [-c FILE] [--json] [--count N]", "print the next N runs (default 5) per slot",
     cmd_plan },
+  { "once", "once [-c FILE] [--force] [SLOT...]",
+    "rotate the due (or named) slots once, prune, and exit", cmd_once },
   { "keygen", "keygen --out FILE", "make a key pair: private key to FILE (0600), public on stdout",
     cmd_keygen },
   { "pubkey", "pubkey < PRIVATE", "print the public key of the private key on stdin", cmd_pubkey },

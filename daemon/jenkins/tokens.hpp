@@ -57,7 +57,8 @@ struct MintItem
 {
   std::string user;
   std::string name;
-  SysSeconds expires; // the daemon's deadline; with expiring tokens Jenkins' expiry is not before it
+  SysSeconds
+    expires; // the daemon's deadline; with expiring tokens Jenkins' expiry is not before it
 };
 
 struct Minted

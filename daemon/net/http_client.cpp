@@ -290,7 +290,8 @@ struct Client::Impl
                       prefix + r.target, 11 };
     req.set(http::field::host, host_header);
     req.set(http::field::user_agent, "jenkins-token-rotator/" JTR_VERSION);
-    req.set(http::field::authorization, std::string_view(authorization));
+    req.set(http::field::authorization,
+            r.authorization ? std::string_view(*r.authorization) : std::string_view(authorization));
     req.keep_alive(true);
     if (!crumb.empty()) {
       req.set(crumb_field, crumb);

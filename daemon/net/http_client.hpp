@@ -57,6 +57,9 @@ struct Request
   // the others only when provably nothing was sent, and get outcome_unknown otherwise.
   bool idempotent = true;
   std::optional<std::size_t> body_limit; // overrides ClientOptions::body_limit
+  // Replaces the admin's Authorization header (verifying a new token as its user).
+  // Wiped when released; such a request never fetches a crumb for the admin.
+  std::optional<WipedString> authorization;
 
   // An idempotent GET of `target`.
   static Request get(std::string target)

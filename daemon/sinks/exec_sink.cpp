@@ -2,12 +2,6 @@
 // (DESIGN §11: keep coroutine-heavy code in few translation units).
 #include "sinks/exec_sink.hpp"
 
-// g++ 12 misreads Asio's awaitable frame allocator (operator new/delete pair in
-// awaitable_frame_base) when coroutines are inlined at -O2: a known false positive.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
-#endif
-
 #include "sinks/output_tail.hpp"
 #include "util/log.hpp"
 

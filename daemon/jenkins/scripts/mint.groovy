@@ -12,6 +12,7 @@ import hudson.model.User
 import java.time.Instant
 import java.time.LocalDate
 import java.time.ZoneId
+import java.time.format.DateTimeFormatter
 import jenkins.model.Jenkins
 import jenkins.security.ApiTokenProperty
 
@@ -39,7 +40,8 @@ input.items.eachWithIndex { item, i ->
                 def end = day.plusDays(1).atStartOfDay(zone)
                 r.uuid = t.tokenUuid
                 r.jenkins_expires_ms = end.toInstant().toEpochMilli()
-                r.jenkins_expires = end.toOffsetDateTime().toString()
+                // RFC 3339 with seconds (OffsetDateTime.toString drops ":00").
+                r.jenkins_expires = end.format(DateTimeFormatter.ofPattern("yyyy-MM-dd'T'HH:mm:ssXXX"))
                 out.println('JTR-TOKEN:' + i + ':' + t.plainValue)
             } else if (input.variant == 'helpers') {
                 def t = prop.generateNewToken((String) item.name)

@@ -1,0 +1,869 @@
+#include "app/engine.hpp"
+
+#include "crypto/envelope.hpp"
+#include "jenkins/probe.hpp"
+#include "jenkins/tokens.hpp"
+#include "net/http_client.hpp"
+#include "schedule/schedule.hpp"
+#include "sinks/sink.hpp"
+#include "util/log.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+
+namespace app {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using state::Time;
+
+namespace {
+
+// A permanent slot error (unknown user, user outside the realm) is retried this rarely:
+// DESIGN §2.2 "backoff up to 6 h, no churn".
+constexpr std::chrono::seconds k_max_slot_backoff = 6h;
+constexpr std::chrono::seconds k_first_slot_backoff = 5min;
+
+Time
+now_seconds()
+{
+  return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+// Exponential slot backoff after `failures` failed attempts in a row.
+std::chrono::seconds
+slot_backoff(int failures)
+{
+  auto d = k_first_slot_backoff;
+  for (int i = 1; i < failures && d < k_max_slot_backoff; ++i) {
+    d *= 2;
+  }
+  return std::min(d, k_max_slot_backoff);
+}
+
+bool
+is_permanent(const std::string& kind)
+{
+  return kind == "unknown_user" || kind == "no_token_property" || kind == "not_in_realm";
+}
+
+// One configured sink, ready to deliver, with the hash the state store keeps.
+struct SinkEntry
+{
+  const config::Sink* config = nullptr;
+  std::unique_ptr<sinks::Sink> sink;
+  std::vector<crypto::Recipient> recipients;
+  std::string hash; // sinks::config_hash + the recipients' key ids
+};
+
+struct SlotEntry
+{
+  const config::User* user = nullptr;
+  std::string slot_name; // controller/user
+  state::SlotId id = 0;
+  std::vector<SinkEntry> sinks;
+  schedule::Schedule schedule;
+  std::optional<schedule::Zone> zone;
+};
+
+struct ControllerEntry
+{
+  const config::Controller* config = nullptr;
+  std::unique_ptr<net::Client> client;
+  std::optional<jenkins::Variant> variant; // from the probe, once per pass
+  std::string probe_error;
+};
+
+// Work in flight for one slot during a pass.
+struct Work
+{
+  SlotEntry* slot = nullptr;
+  state::Seq seq = 0;
+  std::string name;
+  std::optional<std::string> old_uuid;
+  std::optional<std::chrono::seconds> old_age;
+  std::optional<jenkins::Minted> minted;
+  Time created{};
+  SlotReport report;
+};
+
+} // namespace
+
+struct Engine::Impl
+{
+  asio::any_io_executor executor;
+  const config::Config& config;
+  state::Store& store;
+  std::map<std::string, ControllerEntry> controllers;
+  std::vector<SlotEntry> slots;
+  std::mt19937_64 rng{ std::random_device{}() };
+
+  Impl(asio::any_io_executor ex, const config::Config& c, state::Store& s)
+    : executor(std::move(ex))
+    , config(c)
+    , store(s)
+  {
+  }
+
+  std::string token_name(const config::User& user, state::Seq seq) const
+  {
+    return fmt::format("{}{}-{:06}", user.policy.token_prefix, store.instance_id(), seq);
+  }
+
+  void audit(const SlotEntry* slot, std::optional<state::Seq> seq, std::string_view event,
+             std::string_view detail)
+  {
+    if (auto r = store.append_audit(now_seconds(), slot ? std::optional(slot->id) : std::nullopt,
+                                    seq, event, detail);
+        !r) {
+      util::log::error("audit log: {}", r.error().message);
+    }
+  }
+
+  void log_store_error(std::string_view what, const util::Error& e)
+  {
+    util::log::error("state: {}: {}", what, e.message);
+  }
+
+  // Is the slot due now (DESIGN §2.2, §8)?
+  bool is_due(const SlotEntry& s, const state::Slot& row, Time now, std::string& why) const
+  {
+    if (row.backoff_until && *row.backoff_until > now) {
+      why = "backing off";
+      return false;
+    }
+    if (!row.current_uuid) {
+      why = "no current token";
+      return true;
+    }
+    if (row.next_due && *row.next_due <= now) {
+      why = "made due";
+      return true;
+    }
+    const auto jitter = schedule::Jitter::for_slot(s.slot_name, s.user->policy.jitter);
+    const auto next = schedule::next_run(s.schedule, *s.zone, jitter, row.last_rotation, now);
+    if (next && *next <= now) {
+      why = "scheduled";
+      return true;
+    }
+    why = "not due";
+    return false;
+  }
+
+  // A sink or recipient change makes the slot due at once: the daemon cannot re-seal
+  // an old token for a new sink set (DESIGN §2.2).
+  bool sinks_changed(const SlotEntry& s, const state::Slot& row)
+  {
+    if (!row.current_uuid) {
+      return false;
+    }
+    auto token = store.token(*row.current_uuid);
+    if (!token || !*token) {
+      return false;
+    }
+    auto envelopes = store.envelopes((*token)->seq);
+    if (!envelopes) {
+      return false;
+    }
+    if (envelopes->size() != s.sinks.size()) {
+      return true;
+    }
+    for (const auto& e : *envelopes) {
+      if (e.sink_index < 0 || static_cast<std::size_t>(e.sink_index) >= s.sinks.size() ||
+          s.sinks[static_cast<std::size_t>(e.sink_index)].hash != e.sink_hash) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  asio::awaitable<void> sleep(std::chrono::milliseconds d)
+  {
+    asio::steady_timer timer(executor, d);
+    co_await timer.async_wait(asio::use_awaitable);
+  }
+
+  // Full-jitter backoff for the n-th retry (n ≥ 1), from the `retry:` config.
+  std::chrono::milliseconds retry_delay(int n)
+  {
+    auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(config.retry.initial);
+    for (int i = 1; i < n && cap < config.retry.max; ++i) {
+      cap *= 2;
+    }
+    cap = std::min(cap, std::chrono::duration_cast<std::chrono::milliseconds>(config.retry.max));
+    if (cap.count() <= 0) {
+      return 0ms;
+    }
+    std::uniform_int_distribution<std::int64_t> dist(0, cap.count());
+    return std::chrono::milliseconds(dist(rng));
+  }
+
+  // Probes a controller once per pass to pick the token API variant.
+  asio::awaitable<bool> ensure_probed(ControllerEntry& c)
+  {
+    if (c.variant) {
+      co_return true;
+    }
+    if (!c.probe_error.empty()) {
+      co_return false;
+    }
+    auto p = co_await jenkins::probe(*c.client);
+    if (!p) {
+      c.probe_error = p.error().message;
+      util::log::error("controller {}: {}", c.config->name, c.probe_error);
+      co_return false;
+    }
+    if (!p->administer) {
+      c.probe_error = fmt::format("controller {}: {} lacks Overall/Administer", c.config->name,
+                                  c.config->admin_user);
+      co_return false;
+    }
+    c.variant = jenkins::variant_of(*p);
+    util::log::debug("controller {}: Jenkins {}, {} tokens", c.config->name, p->version,
+                     jenkins::to_string(*c.variant));
+    co_return true;
+  }
+
+  // Revokes tokens by uuid on one controller; returns the uuids that are gone.
+  asio::awaitable<std::set<std::string>> revoke(ControllerEntry& c,
+                                                std::vector<jenkins::RevokeItem> items)
+  {
+    std::set<std::string> gone;
+    if (items.empty() || !co_await ensure_probed(c)) {
+      co_return gone;
+    }
+    const auto batch = static_cast<std::size_t>(c.config->batch_size);
+    for (std::size_t i = 0; i < items.size(); i += batch) {
+      const auto n = std::min(batch, items.size() - i);
+      std::span<const jenkins::RevokeItem> chunk(items.data() + i, n);
+      auto r = co_await jenkins::revoke(*c.client, *c.variant, chunk);
+      if (!r) {
+        util::log::error("controller {}: revoke: {}", c.config->name, r.error().message);
+        continue;
+      }
+      for (std::size_t k = 0; k < n && k < r->items.size(); ++k) {
+        const auto& item = r->items[k];
+        if (item.outcome == jenkins::RevokeOutcome::revoked ||
+            item.outcome == jenkins::RevokeOutcome::not_found) {
+          gone.insert(chunk[k].uuid);
+        } else {
+          util::log::error("controller {}: revoke of a token of {}: {}", c.config->name,
+                           chunk[k].user, item.error ? item.error->message : "failed");
+        }
+      }
+    }
+    co_return gone;
+  }
+
+  // Lost mints: looks the names up and revokes what it finds (DESIGN §2.2). Returns
+  // false when the list itself failed (the attempts stay `planned` for the next pass).
+  asio::awaitable<bool> settle_lost_mints(ControllerEntry& c, std::vector<Work*> lost)
+  {
+    if (lost.empty()) {
+      co_return true;
+    }
+    if (!co_await ensure_probed(c)) {
+      co_return false;
+    }
+    std::vector<std::string> users;
+    for (auto* w : lost) {
+      users.push_back(w->slot->user->user);
+    }
+    auto listed = co_await jenkins::list(*c.client, users);
+    if (!listed) {
+      util::log::error("controller {}: looking for lost mints: {}", c.config->name,
+                       listed.error().message);
+      co_return false;
+    }
+    std::vector<jenkins::RevokeItem> found;
+    for (std::size_t i = 0; i < lost.size() && i < listed->users.size(); ++i) {
+      for (const auto& t : listed->users[i].tokens) {
+        if (t.name == lost[i]->name) {
+          found.push_back({ lost[i]->slot->user->user, t.uuid });
+        }
+      }
+    }
+    const auto gone = co_await revoke(c, found);
+    auto tx = store.begin();
+    for (std::size_t i = 0; i < lost.size(); ++i) {
+      const bool had = std::any_of(found.begin(), found.end(), [&](const auto& f) {
+        return f.user == lost[i]->slot->user->user;
+      });
+      const auto outcome = had ? "lost mint found by name and revoked" : "lost mint: nothing found";
+      if (auto r = store.abandon_attempt(lost[i]->seq, outcome, now_seconds()); !r) {
+        log_store_error("abandon", r.error());
+      }
+      lost[i]->report.result = "abandoned";
+      lost[i]->report.message = outcome;
+    }
+    if (tx) {
+      (void)tx->commit();
+    }
+    (void)gone;
+    co_return true;
+  }
+
+  void fail(Work& w, const std::string& kind, const std::string& message)
+  {
+    const auto now = now_seconds();
+    if (auto r = store.fail_attempt(w.seq, message, now); !r) {
+      log_store_error("fail attempt", r.error());
+    }
+    auto row = store.slot(w.slot->id);
+    const int failures = row ? row->consecutive_failures : 1;
+    const auto backoff = is_permanent(kind) ? k_max_slot_backoff : slot_backoff(failures);
+    (void)store.set_backoff(w.slot->id, now + backoff);
+    w.report.result = "failed";
+    w.report.message = message;
+    util::log::error("{}: {}", w.slot->slot_name, message);
+  }
+
+  // Seals the new token once per sink for that sink's recipients.
+  util::Result<std::vector<state::Envelope>> seal_all(Work& w, const jenkins::Minted& m,
+                                                      Time created)
+  {
+    const auto& u = *w.slot->user;
+    crypto::Envelope info;
+    info.controller = u.controller;
+    info.url = controllers.at(u.controller).config->url;
+    info.user = u.user;
+    info.token_name = w.name;
+    info.token_uuid = m.uuid;
+    info.created = schedule::format_utc(created);
+    info.expires = schedule::format_utc(created + u.policy.lifetime);
+    if (!m.jenkins_expires.empty()) {
+      info.jenkins_expires = m.jenkins_expires;
+    }
+    std::vector<state::Envelope> out;
+    for (std::size_t i = 0; i < w.slot->sinks.size(); ++i) {
+      auto sealed = crypto::Envelope::seal(info, m.token, w.slot->sinks[i].recipients);
+      if (!sealed) {
+        return sealed.error();
+      }
+      out.push_back({ static_cast<int>(i), w.slot->sinks[i].hash, sealed->to_json() });
+    }
+    return out;
+  }
+
+  // Delivers the attempt's envelopes to the sinks that do not hold them yet, retrying
+  // retryable failures with backoff. Returns how many sinks hold the token.
+  asio::awaitable<int> deliver(Work& w)
+  {
+    auto envelopes = store.envelopes(w.seq);
+    auto results = store.sink_results(w.seq);
+    if (!envelopes || !results) {
+      co_return 0;
+    }
+    auto attempt = store.attempt(w.seq);
+    const std::string uuid =
+      attempt && *attempt && (*attempt)->token_uuid ? *(*attempt)->token_uuid : std::string();
+    int ok = 0;
+    for (const auto& e : *envelopes) {
+      const bool done = std::any_of(results->begin(), results->end(), [&](const auto& r) {
+        return r.sink_index == e.sink_index && r.outcome == state::SinkOutcome::ok;
+      });
+      if (done) {
+        ++ok;
+        continue;
+      }
+      auto& entry = w.slot->sinks.at(static_cast<std::size_t>(e.sink_index));
+      sinks::Delivery d{ e.json,
+                         w.slot->user->user,
+                         w.slot->user->controller,
+                         uuid,
+                         w.name,
+                         static_cast<std::uint64_t>(w.seq) };
+      sinks::Outcome outcome;
+      for (int attempt_no = 1;; ++attempt_no) {
+        outcome = co_await entry.sink->deliver(d);
+        if (outcome.status != sinks::Status::retryable || attempt_no >= config.retry.attempts) {
+          break;
+        }
+        util::log::warning("{}: {}: {} (retrying)", w.slot->slot_name, entry.sink->describe(),
+                           outcome.message);
+        co_await sleep(retry_delay(attempt_no));
+      }
+      const auto so = outcome.status == sinks::Status::ok          ? state::SinkOutcome::ok
+                      : outcome.status == sinks::Status::retryable ? state::SinkOutcome::retryable
+                                                                   : state::SinkOutcome::rejected;
+      if (auto r =
+            store.record_sink_result(w.seq, e.sink_index, so, outcome.message, now_seconds());
+          !r) {
+        log_store_error("sink result", r.error());
+      }
+      if (outcome.ok()) {
+        ++ok;
+      } else {
+        util::log::error("{}: {}: {}", w.slot->slot_name, entry.sink->describe(), outcome.message);
+        w.report.message = outcome.message;
+      }
+    }
+    co_return ok;
+  }
+
+  // Delivers and commits, or keeps the attempt delivering (roll forward), or fails it
+  // when no sink holds the token (its token is then revoked by the prune).
+  asio::awaitable<void> deliver_and_commit(Work& w)
+  {
+    const int total = static_cast<int>(w.slot->sinks.size());
+    const int ok = co_await deliver(w);
+    w.report.sinks_ok = ok;
+    w.report.sinks_total = total;
+    const auto now = now_seconds();
+    if (ok == total) {
+      auto c = store.commit_attempt(w.seq, now, w.slot->user->policy.grace);
+      if (!c) {
+        log_store_error("commit", c.error());
+        w.report.result = "error";
+        w.report.message = c.error().message;
+        co_return;
+      }
+      w.report.result = "committed";
+      w.report.message.clear();
+      w.report.previous_retires = c->retire_at;
+      util::log::info("{}: committed {} to {} sink{}", w.slot->slot_name, w.name, total,
+                      total == 1 ? "" : "s");
+    } else if (ok == 0) {
+      fail(w, "delivery", fmt::format("no sink took the new token: {}", w.report.message));
+    } else {
+      // Roll forward: a sink holds the new token, so it must not be revoked.
+      (void)store.set_degraded(w.slot->id, true,
+                               fmt::format("{} of {} sinks hold {}", ok, total, w.name), now);
+      w.report.result = "delivering";
+    }
+  }
+
+  // Resumes attempts a previous process left open (DESIGN §2.2).
+  asio::awaitable<void> resume(std::vector<SlotReport>& reports)
+  {
+    auto open = store.open_attempts();
+    if (!open) {
+      log_store_error("open attempts", open.error());
+      co_return;
+    }
+    std::map<std::string, std::vector<std::unique_ptr<Work>>> lost; // per controller
+    std::vector<std::unique_ptr<Work>> deliverable;
+    std::map<std::string, std::vector<jenkins::RevokeItem>> to_revoke;
+    for (const auto& a : *open) {
+      auto it =
+        std::find_if(slots.begin(), slots.end(), [&](const auto& s) { return s.id == a.slot; });
+      if (it == slots.end()) {
+        continue; // a removed slot: its tokens are pruned, nothing is delivered
+      }
+      auto w = std::make_unique<Work>();
+      w->slot = &*it;
+      w->seq = a.seq;
+      w->name = a.token_name;
+      w->report.slot = it->slot_name;
+      w->report.new_token = a.token_name;
+      switch (a.state) {
+        case state::AttemptState::planned:
+          lost[it->user->controller].push_back(std::move(w));
+          break;
+        case state::AttemptState::minted:
+          // The plain value died with the process: the token can never reach a sink.
+          if (a.token_uuid) {
+            to_revoke[it->user->controller].push_back({ it->user->user, *a.token_uuid });
+          }
+          fail(*w, "restart", "minted before a restart; the plain token is gone, minting anew");
+          (void)store.set_backoff(it->id, std::nullopt);
+          break;
+        case state::AttemptState::verified:
+        case state::AttemptState::delivering: {
+          bool changed = false;
+          if (auto envs = store.envelopes(a.seq)) {
+            for (const auto& e : *envs) {
+              if (static_cast<std::size_t>(e.sink_index) >= it->sinks.size() ||
+                  it->sinks[static_cast<std::size_t>(e.sink_index)].hash != e.sink_hash) {
+                changed = true;
+              }
+            }
+          }
+          if (changed) {
+            // A new attempt supersedes it at once; delivered sinks keep the old token
+            // until the new one commits.
+            (void)store.set_next_due(it->id, now_seconds());
+            audit(&*it, a.seq, "superseded", "a sink's config changed before delivery finished");
+          } else {
+            deliverable.push_back(std::move(w));
+          }
+          break;
+        }
+        default:
+          break;
+      }
+    }
+    for (auto& [name, items] : to_revoke) {
+      auto gone = co_await revoke(controllers.at(name), items);
+      for (const auto& uuid : gone) {
+        (void)store.mark_revoked(uuid, now_seconds());
+      }
+    }
+    for (auto& [name, works] : lost) {
+      std::vector<Work*> ptrs;
+      for (auto& w : works) {
+        ptrs.push_back(w.get());
+      }
+      co_await settle_lost_mints(controllers.at(name), ptrs);
+      for (auto& w : works) {
+        reports.push_back(w->report);
+      }
+    }
+    for (auto& w : deliverable) {
+      co_await deliver_and_commit(*w);
+      reports.push_back(w->report);
+    }
+  }
+
+  // Rotates one batch of due slots of one controller.
+  asio::awaitable<void> rotate_batch(ControllerEntry& c, std::vector<Work*> batch)
+  {
+    const auto now = now_seconds();
+    {
+      auto tx = store.begin();
+      if (!tx) {
+        log_store_error("begin", tx.error());
+        co_return;
+      }
+      for (auto* w : batch) {
+        auto seq = store.next_seq();
+        if (!seq) {
+          log_store_error("next seq", seq.error());
+          co_return;
+        }
+        w->seq = *seq;
+        w->name = token_name(*w->slot->user, *seq);
+        w->report.new_token = w->name;
+        if (auto r = store.create_attempt(w->seq, w->slot->id, w->name, now); !r) {
+          log_store_error("plan", r.error());
+          co_return;
+        }
+      }
+      if (auto r = tx->commit(); !r) {
+        log_store_error("commit plan", r.error());
+        co_return;
+      }
+    }
+    std::vector<jenkins::MintItem> items;
+    for (auto* w : batch) {
+      items.push_back({ w->slot->user->user, w->name, now + w->slot->user->policy.lifetime });
+    }
+    auto answer = co_await jenkins::mint(*c.client, *c.variant, items);
+    if (!answer) {
+      const auto& f = answer.error();
+      const bool maybe_minted = f.kind == net::FailureKind::outcome_unknown ||
+                                f.kind == net::FailureKind::script_error ||
+                                f.kind == net::FailureKind::bad_output;
+      if (maybe_minted) {
+        // The script may have run: find the names and revoke them (DESIGN §2.2).
+        util::log::warning("controller {}: mint: {}; looking the names up", c.config->name,
+                           f.message);
+        co_await settle_lost_mints(c, batch);
+      } else {
+        auto tx = store.begin();
+        for (auto* w : batch) {
+          fail(*w, net::to_string(f.kind), f.message);
+        }
+        if (tx) {
+          (void)tx->commit();
+        }
+      }
+      co_return;
+    }
+    // Seal and persist every minted token of the batch in one transaction.
+    std::vector<Work*> minted;
+    {
+      auto tx = store.begin();
+      for (std::size_t i = 0; i < batch.size(); ++i) {
+        auto* w = batch[i];
+        jenkins::MintResult missing;
+        auto& item = i < answer->items.size() ? answer->items[i] : missing;
+        if (!item.minted) {
+          const auto kind = item.error ? item.error->kind : std::string("missing");
+          const auto msg =
+            item.error ? item.error->message : std::string("no answer for this item");
+          fail(*w, kind, fmt::format("mint for {}: {}: {}", w->slot->user->user, kind, msg));
+          continue;
+        }
+        w->created = now;
+        auto envelopes = seal_all(*w, *item.minted, now);
+        state::MintedToken mt{ item.minted->uuid, now, now + w->slot->user->policy.lifetime,
+                               std::nullopt };
+        if (item.minted->jenkins_expires_ms) {
+          mt.jenkins_expires = Time(std::chrono::seconds(*item.minted->jenkins_expires_ms / 1000));
+        }
+        if (!envelopes) {
+          // Without envelopes the token can never be delivered: record it, then fail so
+          // the prune revokes it.
+          (void)store.mark_minted(w->seq, mt, {}, now);
+          fail(*w, "seal", fmt::format("sealing failed: {}", envelopes.error().message));
+          continue;
+        }
+        if (auto r = store.mark_minted(w->seq, mt, *envelopes, now); !r) {
+          log_store_error("minted", r.error());
+          fail(*w, "state", r.error().message);
+          continue;
+        }
+        w->minted = std::move(*item.minted);
+        minted.push_back(w);
+      }
+      if (tx) {
+        if (auto r = tx->commit(); !r) {
+          log_store_error("commit minted", r.error());
+        }
+      }
+    }
+    // Verify each new token as its user (DESIGN §1.1).
+    std::vector<Work*> verified;
+    std::vector<jenkins::RevokeItem> refused;
+    for (auto* w : minted) {
+      auto v = co_await jenkins::verify(*c.client, w->slot->user->user, w->minted->token);
+      w->minted->token = crypto::SecretBytes(); // the plain value is not needed any more
+      if (!v) {
+        const auto kind = v.error().status == 500 ? std::string("not_in_realm")
+                                                  : std::string(net::to_string(v.error().kind));
+        refused.push_back({ w->slot->user->user, w->minted->uuid });
+        fail(*w, kind, fmt::format("verify: {}", v.error().message));
+        continue;
+      }
+      verified.push_back(w);
+    }
+    {
+      auto tx = store.begin();
+      for (auto* w : verified) {
+        if (auto r = store.mark_verified(w->seq, now_seconds()); !r) {
+          log_store_error("verified", r.error());
+        }
+      }
+      if (tx) {
+        (void)tx->commit();
+      }
+    }
+    if (!refused.empty()) {
+      auto gone = co_await revoke(c, refused);
+      for (const auto& uuid : gone) {
+        (void)store.mark_revoked(uuid, now_seconds());
+      }
+    }
+    for (auto* w : verified) {
+      co_await deliver_and_commit(*w);
+    }
+  }
+
+  // Revokes our tokens that are past retire_at or their deadline (DESIGN §2.2 Prune).
+  asio::awaitable<void> prune()
+  {
+    auto candidates = store.tokens_to_prune(now_seconds());
+    if (!candidates) {
+      log_store_error("prune", candidates.error());
+      co_return;
+    }
+    std::map<std::string, std::vector<jenkins::RevokeItem>> per_controller;
+    for (const auto& c : *candidates) {
+      if (controllers.count(c.token.controller) == 0) {
+        continue; // the controller left the config: nothing can reach its tokens
+      }
+      per_controller[c.token.controller].push_back({ c.token.user_display, c.token.uuid });
+    }
+    for (auto& [name, items] : per_controller) {
+      auto gone = co_await revoke(controllers.at(name), items);
+      auto tx = store.begin();
+      for (const auto& uuid : gone) {
+        if (auto r = store.mark_revoked(uuid, now_seconds()); !r) {
+          log_store_error("revoked", r.error());
+        }
+      }
+      if (tx) {
+        (void)tx->commit();
+      }
+      util::log::info("controller {}: pruned {} token{}", name, gone.size(),
+                      gone.size() == 1 ? "" : "s");
+    }
+  }
+
+  asio::awaitable<std::vector<SlotReport>> run_pass(PassOptions options)
+  {
+    std::vector<SlotReport> reports;
+    for (auto& [name, c] : controllers) {
+      c.variant.reset();
+      c.probe_error.clear();
+    }
+    co_await resume(reports);
+
+    const auto now = now_seconds();
+    std::map<std::string, std::vector<std::unique_ptr<Work>>> due;
+    for (auto& s : slots) {
+      auto row = store.slot(s.id);
+      if (!row) {
+        log_store_error("slot", row.error());
+        continue;
+      }
+      const bool named =
+        std::find(options.named.begin(), options.named.end(), s.user) != options.named.end();
+      std::string why;
+      bool go = is_due(s, *row, now, why);
+      if (!go && sinks_changed(s, *row)) {
+        go = true;
+        why = "sinks changed";
+      }
+      if (!go && !(options.force || named)) {
+        continue;
+      }
+      // An attempt of this slot still open (resumed above but not committed) keeps its
+      // sinks: do not stack a second one on top within the same pass.
+      bool busy = false;
+      for (const auto& r : reports) {
+        if (r.slot == s.slot_name && r.result == "delivering") {
+          busy = true;
+        }
+      }
+      if (busy) {
+        continue;
+      }
+      auto w = std::make_unique<Work>();
+      w->slot = &s;
+      w->report.slot = s.slot_name;
+      w->report.sinks_total = static_cast<int>(s.sinks.size());
+      if (row->current_uuid) {
+        w->old_uuid = row->current_uuid;
+        if (auto t = store.token(*row->current_uuid); t && *t) {
+          w->old_age = now - (*t)->created;
+          w->report.old_age = w->old_age;
+        }
+      }
+      util::log::debug("{}: due ({})", s.slot_name, why);
+      due[s.user->controller].push_back(std::move(w));
+    }
+
+    for (auto& [name, works] : due) {
+      auto& c = controllers.at(name);
+      if (!co_await ensure_probed(c)) {
+        for (auto& w : works) {
+          w->report.result = "error";
+          w->report.message = c.probe_error;
+          reports.push_back(w->report);
+        }
+        continue;
+      }
+      const auto batch = static_cast<std::size_t>(c.config->batch_size);
+      for (std::size_t i = 0; i < works.size(); i += batch) {
+        std::vector<Work*> chunk;
+        for (std::size_t k = i; k < std::min(works.size(), i + batch); ++k) {
+          chunk.push_back(works[k].get());
+        }
+        co_await rotate_batch(c, chunk);
+      }
+      for (auto& w : works) {
+        reports.push_back(w->report);
+      }
+    }
+    co_await prune();
+    co_return reports;
+  }
+};
+
+util::Result<std::unique_ptr<Engine>>
+Engine::create(asio::any_io_executor executor, const config::Config& config, state::Store& store)
+{
+  auto impl = std::make_unique<Impl>(executor, config, store);
+  std::map<std::string, crypto::PublicKey> keys;
+  for (const auto& r : config.recipients) {
+    auto key = crypto::PublicKey::load(r.path);
+    if (!key) {
+      return util::make_error("config", fmt::format("{}: recipients.{}: {}", r.mark.to_string(),
+                                                    r.name, key.error().message));
+    }
+    keys.emplace(r.name, *key);
+  }
+  for (const auto& c : config.controllers) {
+    auto token = net::read_token_file(c.admin_token_file);
+    if (!token) {
+      return util::make_error("config", fmt::format("controller {}: admin_token_file: {}", c.name,
+                                                    token.error().message));
+    }
+    net::ClientOptions o;
+    o.name = c.name;
+    o.url = c.url;
+    o.admin_user = c.admin_user;
+    o.admin_token = std::move(*token);
+    o.ca_file = c.ca_file;
+    o.allow_http = true; // config validation already allowed this URL (loopback or insecure_http)
+    o.timeout = c.timeout;
+    o.max_concurrent = c.max_concurrent;
+    o.retry.attempts = config.retry.attempts;
+    o.retry.initial = config.retry.initial;
+    o.retry.max = config.retry.max;
+    auto client = net::Client::create(executor, std::move(o));
+    if (!client) {
+      return util::make_error("config",
+                              fmt::format("controller {}: {}", c.name, client.error().message));
+    }
+    impl->controllers.emplace(c.name, ControllerEntry{ &c, std::move(*client), std::nullopt, {} });
+  }
+  {
+    auto tx = store.begin();
+    if (!tx) {
+      return tx.error();
+    }
+    for (const auto& u : config.users) {
+      SlotEntry s;
+      s.user = &u;
+      s.slot_name = u.slot();
+      auto id = store.ensure_slot(u.controller, config::fold_user_id(u.user), u.user);
+      if (!id) {
+        return id.error();
+      }
+      s.id = *id;
+      auto sched = schedule::Schedule::parse(u.policy.schedule);
+      auto zone = schedule::Zone::locate(u.policy.timezone);
+      if (!sched || !zone) {
+        return util::make_error("config", fmt::format("{}: schedule or zone", s.slot_name));
+      }
+      s.schedule = std::move(*sched);
+      s.zone = *zone;
+      for (const auto& sc : u.sinks) {
+        SinkEntry e;
+        e.config = &sc;
+        auto sink = sinks::make_sink(sc);
+        if (!sink) {
+          return util::make_error("config", fmt::format("{}: {}: {}", sc.mark.to_string(),
+                                                        s.slot_name, sink.error().message));
+        }
+        e.sink = std::move(*sink);
+        e.hash = sinks::config_hash(sc);
+        for (const auto& name : sc.recipients) {
+          const auto& key = keys.at(name);
+          e.recipients.push_back(crypto::Recipient{ name, key });
+          e.hash += ":" + key.key_id();
+        }
+        s.sinks.push_back(std::move(e));
+      }
+      impl->slots.push_back(std::move(s));
+    }
+    if (auto r = tx->commit(); !r) {
+      return r.error();
+    }
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl)
+  : m_impl(std::move(impl))
+{
+}
+
+Engine::~Engine() = default;
+
+asio::awaitable<std::vector<SlotReport>>
+Engine::run_pass(PassOptions options)
+{
+  return m_impl->run_pass(std::move(options));
+}
+
+} // namespace app
