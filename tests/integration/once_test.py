@@ -114,6 +114,22 @@ class OnceTest(unittest.TestCase):
             self.assertEqual(self.whoami(u, first[u][1])[0], 401)
             second[u] = (env, token)
 
+        # plan reads the state: each slot's current token and its last rotation.
+        r = subprocess.run([BIN, "plan", "-c", self.config, "--json", "--count", "1"],
+                           capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        plan = {s["user"]: s for s in json.loads(r.stdout)["slots"]}
+        for u in USERS:
+            st = plan[u]["state"]
+            self.assertEqual(st["current_token"], second[u][0]["token_name"])
+            self.assertLess(st["token_age_seconds"], 120)
+            self.assertIsNotNone(st["last_rotation"])
+            self.assertFalse(st["degraded"])
+            # every 7d from the last rotation
+            last = datetime.datetime.fromisoformat(st["last_rotation"].replace("Z", "+00:00"))
+            run = datetime.datetime.fromisoformat(plan[u]["runs"][0].replace("Z", "+00:00"))
+            self.assertEqual(run - last, datetime.timedelta(days=7))
+
         # Ordering: each old token was revoked after its successor reached every sink.
         events = self.emu.events()
         with open(self.hook_log) as f:
