@@ -1,11 +1,13 @@
 #include "app/engine.hpp"
 
+#include "app/client_options.hpp"
 #include "crypto/envelope.hpp"
 #include "jenkins/probe.hpp"
 #include "jenkins/tokens.hpp"
 #include "net/http_client.hpp"
 #include "schedule/schedule.hpp"
 #include "sinks/sink.hpp"
+#include "util/crash_point.hpp"
 #include "util/log.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -399,6 +401,7 @@ struct Engine::Impl
       }
       if (outcome.ok()) {
         ++ok;
+        util::crash_point("between_sinks");
       } else {
         util::log::error("{}: {}: {}", w.slot->slot_name, entry.sink->describe(), outcome.message);
         w.report.message = outcome.message;
@@ -417,6 +420,7 @@ struct Engine::Impl
     w.report.sinks_total = total;
     const auto now = now_seconds();
     if (ok == total) {
+      util::crash_point("before_commit");
       auto c = store.commit_attempt(w.seq, now, w.slot->user->policy.grace);
       if (!c) {
         log_store_error("commit", c.error());
@@ -424,6 +428,7 @@ struct Engine::Impl
         w.report.message = c.error().message;
         co_return;
       }
+      util::crash_point("after_commit");
       w.report.result = "committed";
       w.report.message.clear();
       w.report.previous_retires = c->retire_at;
@@ -550,6 +555,7 @@ struct Engine::Impl
         co_return;
       }
     }
+    util::crash_point("after_planning");
     std::vector<jenkins::MintItem> items;
     for (auto* w : batch) {
       items.push_back({ w->slot->user->user, w->name, now + w->slot->user->policy.lifetime });
@@ -576,12 +582,16 @@ struct Engine::Impl
       }
       co_return;
     }
+    util::crash_point("after_mint_answer");
     // Seal and persist every minted token of the batch in one transaction.
     std::vector<Work*> minted;
     {
       auto tx = store.begin();
       for (std::size_t i = 0; i < batch.size(); ++i) {
         auto* w = batch[i];
+        if (i > 0) {
+          util::crash_point("between_batch_items");
+        }
         jenkins::MintResult missing;
         auto& item = i < answer->items.size() ? answer->items[i] : missing;
         if (!item.minted) {
@@ -619,6 +629,7 @@ struct Engine::Impl
         }
       }
     }
+    util::crash_point("after_minted");
     // Verify each new token as its user (DESIGN §1.1).
     std::vector<Work*> verified;
     std::vector<jenkins::RevokeItem> refused;
@@ -645,6 +656,7 @@ struct Engine::Impl
         (void)tx->commit();
       }
     }
+    util::crash_point("after_verify");
     if (!refused.empty()) {
       auto gone = co_await revoke(c, refused);
       for (const auto& uuid : gone) {
@@ -673,6 +685,7 @@ struct Engine::Impl
     }
     for (auto& [name, items] : per_controller) {
       auto gone = co_await revoke(controllers.at(name), items);
+      util::crash_point("mid_prune");
       auto tx = store.begin();
       for (const auto& uuid : gone) {
         if (auto r = store.mark_revoked(uuid, now_seconds()); !r) {
@@ -782,24 +795,11 @@ Engine::create(asio::any_io_executor executor, const config::Config& config, sta
     keys.emplace(r.name, *key);
   }
   for (const auto& c : config.controllers) {
-    auto token = net::read_token_file(c.admin_token_file);
-    if (!token) {
-      return util::make_error("config", fmt::format("controller {}: admin_token_file: {}", c.name,
-                                                    token.error().message));
+    auto o = client_options(config, c);
+    if (!o) {
+      return util::make_error("config", o.error().message);
     }
-    net::ClientOptions o;
-    o.name = c.name;
-    o.url = c.url;
-    o.admin_user = c.admin_user;
-    o.admin_token = std::move(*token);
-    o.ca_file = c.ca_file;
-    o.allow_http = true; // config validation already allowed this URL (loopback or insecure_http)
-    o.timeout = c.timeout;
-    o.max_concurrent = c.max_concurrent;
-    o.retry.attempts = config.retry.attempts;
-    o.retry.initial = config.retry.initial;
-    o.retry.max = config.retry.max;
-    auto client = net::Client::create(executor, std::move(o));
+    auto client = net::Client::create(executor, std::move(*o));
     if (!client) {
       return util::make_error("config",
                               fmt::format("controller {}: {}", c.name, client.error().message));
