@@ -83,6 +83,9 @@ struct ControllerEntry
   // From this pass's reconcile: a token of ours with a seq above the database's
   // highest means the database is stale (restored or reset): no pruning, no rotation.
   std::string stale;
+  // How far Jenkins' clock runs ahead of ours (never negative): added to the expiry we
+  // ask for, so Jenkins never kills a token before the daemon's deadline.
+  std::chrono::seconds ahead{ 0 };
   std::optional<bool> usage_statistics;
   std::int64_t jenkins_now_ms = 0;
   std::map<std::string, jenkins::TokenInfo> live; // uuid -> what Jenkins listed
@@ -264,6 +267,9 @@ struct Engine::Impl
       co_return false;
     }
     c.variant = jenkins::variant_of(*p);
+    if (p->now_millis > p->local_millis) {
+      c.ahead = std::chrono::seconds((p->now_millis - p->local_millis + 999) / 1000);
+    }
     util::log::debug("controller {}: Jenkins {}, {} tokens", c.config->name, p->version,
                      jenkins::to_string(*c.variant));
     co_return true;
@@ -558,9 +564,45 @@ struct Engine::Impl
       }
     }
     for (auto& w : deliverable) {
+      // Before a resumed delivery: the token must still be in Jenkins with life left,
+      // else delivering it would hand consumers a dead token (DESIGN §2.2 Resume).
+      if (!co_await still_alive(*w)) {
+        (void)store.set_next_due(w->slot->id, now_seconds());
+        audit(w->slot, w->seq, "superseded",
+              "the resumed attempt's token is gone or past its deadline: minting anew");
+        continue;
+      }
       co_await deliver_and_commit(*w);
       reports.push_back(w->report);
     }
+  }
+
+  // Is the resumed attempt's token still listed by Jenkins, unexpired and before the
+  // daemon's deadline? A failed list counts as "yes": delivery is what we were doing.
+  asio::awaitable<bool> still_alive(Work& w)
+  {
+    auto token = store.token_by_seq(w.seq);
+    if (!token || !*token) {
+      co_return false;
+    }
+    if ((*token)->expires <= now_seconds()) {
+      co_return false;
+    }
+    auto& c = controllers.at(w.slot->user->controller);
+    if (!co_await ensure_probed(c)) {
+      co_return true;
+    }
+    const std::vector<std::string> users{ w.slot->user->user };
+    auto listed = co_await jenkins::list(*c.client, users);
+    if (!listed || listed->users.empty() || listed->users[0].error) {
+      co_return true;
+    }
+    for (const auto& t : listed->users[0].tokens) {
+      if (t.uuid == (*token)->uuid) {
+        co_return !t.expired;
+      }
+    }
+    co_return false;
   }
 
   // Rotates one batch of due slots of one controller.
@@ -596,7 +638,8 @@ struct Engine::Impl
     util::crash_point("after_planning");
     std::vector<jenkins::MintItem> items;
     for (auto* w : batch) {
-      items.push_back({ w->slot->user->user, w->name, now + w->slot->user->policy.lifetime });
+      items.push_back(
+        { w->slot->user->user, w->name, now + w->slot->user->policy.lifetime + c.ahead });
     }
     auto answer = co_await jenkins::mint(*c.client, *c.variant, items);
     if (!answer) {
