@@ -8,6 +8,7 @@
 #include "schedule/schedule.hpp"
 #include "sinks/sink.hpp"
 #include "util/crash_point.hpp"
+#include "util/duration.hpp"
 #include "util/log.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -1115,6 +1116,13 @@ struct Engine::Impl
       }
     }
     co_await prune();
+    // The audit log keeps audit_retention of history (DESIGN §5).
+    if (auto trimmed = store.trim_audit(now_seconds() - config.audit_retention); !trimmed) {
+      log_store_error("audit trim", trimmed.error());
+    } else if (*trimmed > 0) {
+      util::log::debug("audit log: trimmed {} entries older than {}", *trimmed,
+                       util::format_duration(config.audit_retention));
+    }
     for (const auto& [name, c] : controllers) {
       if (!c.probe_error.empty()) {
         errors.push_back(c.probe_error);
