@@ -1,10 +1,14 @@
 #include "app/args.hpp"
 #include "app/commands.hpp"
+#include "app/engine.hpp"
 #include "config/loader.hpp"
 #include "schedule/schedule.hpp"
+#include "state/store.hpp"
 #include "util/duration.hpp"
 #include "util/error.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -14,6 +18,7 @@
 #include <fstream>
 #include <map>
 #include <string>
+#include <sys/stat.h>
 
 namespace app {
 
@@ -55,24 +60,119 @@ report_rss()
   }
 }
 
+// What the state database says of a slot.
+struct SlotState
+{
+  std::optional<std::string> current_token;
+  std::optional<std::chrono::seconds> token_age;
+  std::optional<schedule::Instant> last_rotation;
+  std::optional<schedule::Instant> backoff_until;
+  bool degraded = false;
+  std::optional<std::string> last_error;
+};
+
 struct SlotPlan
 {
   const config::User* user;
   std::string zone_name;
   schedule::Jitter jitter;
   std::vector<schedule::Instant> runs;
+  std::optional<SlotState> state;
 };
+
+// Reads each slot's token and last rotation when state_dir holds a database. The store
+// admits one process at a time: while `once` holds it, plan says so and stays offline.
+std::optional<state::Store>
+open_state(const config::Config& config)
+{
+  struct stat st
+  {};
+  if (::stat((config.state_dir + "/state.db").c_str(), &st) != 0) {
+    return std::nullopt;
+  }
+  auto store = state::Store::open(config.state_dir);
+  if (!store) {
+    std::fputs(fmt::format("plan: the state was not read ({}); runs are planned as if no slot "
+                           "had run\n",
+                           store.error().message)
+                 .c_str(),
+               stderr);
+    return std::nullopt;
+  }
+  return std::move(*store);
+}
+
+std::optional<SlotState>
+read_slot(state::Store& store, const config::User& u, schedule::Instant now)
+{
+  auto slot = store.find_slot(u.controller, config::fold_user_id(u.user));
+  if (!slot || !*slot) {
+    return std::nullopt;
+  }
+  const auto& row = **slot;
+  SlotState s;
+  s.last_rotation = row.last_rotation;
+  s.backoff_until = row.backoff_until;
+  s.degraded = row.degraded;
+  s.last_error = row.last_error;
+  if (row.current_uuid) {
+    if (auto t = store.token(*row.current_uuid); t && *t) {
+      s.current_token = (*t)->name;
+      s.token_age = now - (*t)->created;
+    }
+  }
+  return s;
+}
+
+nlohmann::json
+state_json(const std::optional<SlotState>& s)
+{
+  if (!s) {
+    return nullptr;
+  }
+  const auto opt_time = [](const std::optional<schedule::Instant>& t) -> nlohmann::json {
+    return t ? nlohmann::json(schedule::format_utc(*t)) : nlohmann::json(nullptr);
+  };
+  return { { "current_token", s->current_token ? nlohmann::json(*s->current_token) : nullptr },
+           { "token_age_seconds", s->token_age ? nlohmann::json(s->token_age->count()) : nullptr },
+           { "last_rotation", opt_time(s->last_rotation) },
+           { "backoff_until", opt_time(s->backoff_until) },
+           { "degraded", s->degraded },
+           { "last_error", s->last_error ? nlohmann::json(*s->last_error) : nullptr } };
+}
+
+std::string
+state_line(const SlotState& s)
+{
+  std::string line =
+    s.current_token
+      ? fmt::format("current token {}, {} old; last rotation {}", *s.current_token,
+                    util::format_duration(s.token_age.value_or(std::chrono::seconds(0))),
+                    s.last_rotation ? schedule::format_utc(*s.last_rotation) : "-")
+      : std::string("no current token: due at the next pass");
+  if (s.degraded) {
+    line += "; DEGRADED: a sink does not hold the newest token";
+  }
+  if (s.backoff_until) {
+    line += fmt::format("; backing off until {}", schedule::format_utc(*s.backoff_until));
+  }
+  if (s.last_error && (s.degraded || s.backoff_until)) {
+    line += fmt::format("; last error: {}", *s.last_error);
+  }
+  return line;
+}
 
 } // namespace
 
 // Prints the next --count runs of every slot, offline (DESIGN §4). --json prints one
 // document: {"now", "slots": [{"slot", "controller", "user", "schedule", "timezone",
-// "jitter_seconds", "runs": [RFC 3339 UTC, ...]}]}. Slots are planned as if they had
-// never run: the state database is not read.
+// "jitter_seconds", "runs": [RFC 3339 UTC, ...], "state": null | {"current_token",
+// "token_age_seconds", "last_rotation", "backoff_until", "degraded", "last_error"}]}.
+// When state_dir holds a database, runs follow each slot's last rotation.
 int
 cmd_plan(const std::vector<std::string>& args)
 {
-  const Args a("plan", args, { "json" }, { "config", "count" });
+  const Args a("plan", args, { "json", "connect" }, { "config", "count" });
   if (!a.positional().empty()) {
     throw util::Fatal(util::exit_code::k_usage,
                       fmt::format("plan: unexpected argument \"{}\"", a.positional()[0]));
@@ -96,6 +196,8 @@ cmd_plan(const std::vector<std::string>& args)
   }
   report_rss();
 
+  auto store = open_state(*config);
+
   // check_schedules() already accepted every schedule and zone: parse each text once.
   std::map<std::string, schedule::Schedule> schedules;
   std::map<std::string, schedule::Zone> zones;
@@ -111,8 +213,16 @@ cmd_plan(const std::vector<std::string>& args)
     if (z == zones.end()) {
       z = zones.emplace(u.policy.timezone, schedule::Zone::locate(u.policy.timezone).value()).first;
     }
-    SlotPlan p{ &u, u.policy.timezone, schedule::Jitter::for_slot(u.slot(), u.policy.jitter), {} };
+    SlotPlan p{
+      &u, u.policy.timezone, schedule::Jitter::for_slot(u.slot(), u.policy.jitter), {}, std::nullopt
+    };
     std::optional<schedule::Instant> last;
+    if (store) {
+      p.state = read_slot(*store, u, now);
+      if (p.state && p.state->current_token) {
+        last = p.state->last_rotation;
+      }
+    }
     for (int i = 0; i < count; ++i) {
       last = schedule::next_run(s->second, z->second, p.jitter, last, now);
       if (!last) {
@@ -139,26 +249,76 @@ cmd_plan(const std::vector<std::string>& args)
                         { "schedule", p.user->policy.schedule },
                         { "timezone", p.zone_name },
                         { "jitter_seconds", p.jitter.offset.count() },
-                        { "runs", std::move(runs) } });
+                        { "runs", std::move(runs) },
+                        { "state", state_json(p.state) } });
     }
     doc["slots"] = std::move(slots);
     out = doc.dump(2) + "\n";
   } else {
-    out = fmt::format("Next {} runs per slot from {} (offline: as if no slot had run yet)\n", count,
-                      schedule::format_utc(now));
+    out = fmt::format("Next {} runs per slot from {}{}\n", count, schedule::format_utc(now),
+                      store ? "" : " (no state read: as if no slot had run yet)");
     for (const auto& p : plans) {
       const auto& zone = zones.at(p.zone_name);
       out +=
         fmt::format("\n{}  schedule \"{}\"  timezone {}  jitter {} of {}\n", p.user->slot(),
                     p.user->policy.schedule, p.zone_name, util::format_duration(p.jitter.offset),
                     util::format_duration(p.jitter.span));
+      if (p.state) {
+        out += "  " + state_line(*p.state) + "\n";
+      } else if (store) {
+        out += "  no token of ours yet: due at the next pass\n";
+      }
       for (const auto t : p.runs) {
         out += fmt::format("  {:<28} {}\n", zone.format_local(t), schedule::format_utc(t));
       }
     }
   }
+  int rc = util::exit_code::k_ok;
+  if (a.flag("connect")) {
+    // What reconcile and prune would do now; read-only (DESIGN §4).
+    PassResult preview;
+    if (!store) {
+      preview.errors.push_back("no state database yet: nothing of ours to reconcile or prune");
+    } else {
+      boost::asio::io_context io;
+      auto engine = Engine::create(io.get_executor(), *config, *store);
+      if (!engine) {
+        std::fputs((engine.error().message + "\n").c_str(), stderr);
+        return engine.error().kind == "config" ? util::exit_code::k_config
+                                               : util::exit_code::k_failure;
+      }
+      std::exception_ptr failure;
+      boost::asio::co_spawn(io, (*engine)->preview(), [&](std::exception_ptr e, PassResult r) {
+        failure = e;
+        preview = std::move(r);
+      });
+      io.run();
+      if (failure) {
+        std::rethrow_exception(failure);
+      }
+    }
+    if (!preview.errors.empty() && store) {
+      rc = util::exit_code::k_failure;
+    }
+    if (a.flag("json")) {
+      auto doc = nlohmann::json::parse(out);
+      doc["connect"] = { { "actions", preview.preview }, { "errors", preview.errors } };
+      out = doc.dump(2) + "\n";
+    } else {
+      out += "\nReconcile and prune now (read-only: nothing was changed)\n";
+      if (preview.preview.empty() && preview.errors.empty()) {
+        out += "  nothing to do\n";
+      }
+      for (const auto& line : preview.preview) {
+        out += "  " + line + "\n";
+      }
+      for (const auto& e : preview.errors) {
+        out += "  ERROR: " + e + "\n";
+      }
+    }
+  }
   std::fwrite(out.data(), 1, out.size(), stdout);
-  return util::exit_code::k_ok;
+  return rc;
 }
 
 } // namespace app

@@ -18,6 +18,7 @@
 #include <stdexcept>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 namespace sinks::test {
@@ -174,6 +175,21 @@ sample_delivery(const std::string& envelope)
   d.token_name = "rotator-5f2a9c1e-000042";
   d.attempt = 42;
   return d;
+}
+
+bool
+process_gone_within(int pid, std::chrono::milliseconds limit)
+{
+  // A SIGKILL is delivered asynchronously: under load the target can take a moment to
+  // die, so poll instead of checking once.
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (process_alive(pid)) {
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
 }
 
 bool

@@ -62,5 +62,8 @@ Delivery sample_delivery(const std::string& envelope = R"({"format":"jenkins-tok
 
 // True while the process exists and is not a zombie.
 bool process_alive(int pid);
+// True once `pid` is gone (dead or a zombie), polling for at most `limit`.
+bool process_gone_within(int pid,
+                         std::chrono::milliseconds limit = std::chrono::milliseconds(3000));
 
 } // namespace sinks::test
