@@ -38,7 +38,8 @@ def binary_has_crash_points(path=BIN):
 class Rig:
     """One configuration of the daemon against ``emu`` for ``users`` (created by the caller).
 
-    sinks: a list of "file", "exec", "exec-flaky" (fails on its first ``flaky_failures``
+    sinks: a list of "file", "exec", "exec-switch" (fails while break_switch(True) holds),
+    "exec-flaky" (fails on its first ``flaky_failures``
     runs per user, then works) or "exec-broken" (always exits 1). ``user_extra`` is YAML
     flow text added to every user entry (e.g. ``"prune: all"``).
     """
@@ -83,6 +84,11 @@ class Rig:
                           % (self.out, flaky_failures, (log_line % "failed").strip() + ";",
                              self.out) + log_line % "ok",
             "exec-broken": "#!/bin/sh\ncat > /dev/null\n" + log_line % "failed" + "exit 1\n",
+            "exec-switch": "#!/bin/sh\nset -eu\nif [ -e %s/BROKEN ]; then cat > /dev/null; %s exit 1; fi\n"
+                           "cat > %s/$JTR_USER.exec.json.tmp\n"
+                           "mv %s/$JTR_USER.exec.json.tmp %s/$JTR_USER.exec.json\n"
+                           % (self.out, (log_line % "failed").strip() + ";", self.out, self.out,
+                              self.out) + log_line % "ok",
         }
         sink_yaml = []
         for kind in self.sinks:
@@ -162,9 +168,21 @@ class Rig:
         files = []
         if "file" in self.sinks:
             files.append(os.path.join(self.out, user + ".json"))
-        if any(s in ("exec", "exec-flaky") for s in self.sinks):
+        if self.has_exec():
             files.append(os.path.join(self.out, user + ".exec.json"))
         return files
+
+    def has_exec(self):
+        """Whether a sink writes USER.exec.json (the exec hooks that can succeed)."""
+        return any(s in ("exec", "exec-flaky", "exec-switch") for s in self.sinks)
+
+    def break_switch(self, broken):
+        """Makes the "exec-switch" hook fail (True) or work (False)."""
+        path = os.path.join(self.out, "BROKEN")
+        if broken:
+            open(path, "w").close()
+        elif os.path.exists(path):
+            os.unlink(path)
 
     def snapshot_sinks(self):
         """Remembers which token each sink holds now (a sink's history is what we saw)."""
@@ -284,7 +302,7 @@ class Rig:
                 test.assertGreaterEqual(t_revoked, self.file_times[s_uuid],
                                         "%s: %s revoked before the file sink got %s\n%s"
                                         % (u, e["name"], s_name, self.log()))
-            if any(s in ("exec", "exec-flaky") for s in self.sinks):
+            if self.has_exec():
                 times = [h[0] for h in hooks if h[1] == u and h[3] == s_uuid and h[4] == "ok"]
                 test.assertTrue(times, "%s: the exec sink never got %s" % (u, s_name))
                 test.assertGreaterEqual(t_revoked, min(times),
