@@ -112,19 +112,24 @@ cmd_once(const std::vector<std::string>& args)
     std::fputs((engine.error().message + "\n").c_str(), stderr);
     return engine.error().kind == "config" ? util::exit_code::k_config : util::exit_code::k_failure;
   }
-  std::vector<SlotReport> reports;
+  PassResult result;
   std::exception_ptr failure;
-  boost::asio::co_spawn(io, (*engine)->run_pass(options),
-                        [&](std::exception_ptr e, std::vector<SlotReport> r) {
-                          failure = e;
-                          reports = std::move(r);
-                        });
+  boost::asio::co_spawn(io, (*engine)->run_pass(options), [&](std::exception_ptr e, PassResult r) {
+    failure = e;
+    result = std::move(r);
+  });
   io.run();
   if (failure) {
     std::rethrow_exception(failure);
   }
-  print_reports(reports);
-  for (const auto& r : reports) {
+  print_reports(result.slots);
+  for (const auto& e : result.errors) {
+    std::fputs(fmt::format("jenkins-token-rotator: {}\n", e).c_str(), stderr);
+  }
+  if (!result.errors.empty()) {
+    return util::exit_code::k_failure;
+  }
+  for (const auto& r : result.slots) {
     if (r.result != "committed") {
       return util::exit_code::k_failure;
     }

@@ -1,11 +1,14 @@
 #include "app/args.hpp"
 #include "app/commands.hpp"
+#include "app/engine.hpp"
 #include "config/loader.hpp"
 #include "schedule/schedule.hpp"
 #include "state/store.hpp"
 #include "util/duration.hpp"
 #include "util/error.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
@@ -169,7 +172,7 @@ state_line(const SlotState& s)
 int
 cmd_plan(const std::vector<std::string>& args)
 {
-  const Args a("plan", args, { "json" }, { "config", "count" });
+  const Args a("plan", args, { "json", "connect" }, { "config", "count" });
   if (!a.positional().empty()) {
     throw util::Fatal(util::exit_code::k_usage,
                       fmt::format("plan: unexpected argument \"{}\"", a.positional()[0]));
@@ -270,8 +273,52 @@ cmd_plan(const std::vector<std::string>& args)
       }
     }
   }
+  int rc = util::exit_code::k_ok;
+  if (a.flag("connect")) {
+    // What reconcile and prune would do now; read-only (DESIGN §4).
+    PassResult preview;
+    if (!store) {
+      preview.errors.push_back("no state database yet: nothing of ours to reconcile or prune");
+    } else {
+      boost::asio::io_context io;
+      auto engine = Engine::create(io.get_executor(), *config, *store);
+      if (!engine) {
+        std::fputs((engine.error().message + "\n").c_str(), stderr);
+        return engine.error().kind == "config" ? util::exit_code::k_config
+                                               : util::exit_code::k_failure;
+      }
+      std::exception_ptr failure;
+      boost::asio::co_spawn(io, (*engine)->preview(), [&](std::exception_ptr e, PassResult r) {
+        failure = e;
+        preview = std::move(r);
+      });
+      io.run();
+      if (failure) {
+        std::rethrow_exception(failure);
+      }
+    }
+    if (!preview.errors.empty() && store) {
+      rc = util::exit_code::k_failure;
+    }
+    if (a.flag("json")) {
+      auto doc = nlohmann::json::parse(out);
+      doc["connect"] = { { "actions", preview.preview }, { "errors", preview.errors } };
+      out = doc.dump(2) + "\n";
+    } else {
+      out += "\nReconcile and prune now (read-only: nothing was changed)\n";
+      if (preview.preview.empty() && preview.errors.empty()) {
+        out += "  nothing to do\n";
+      }
+      for (const auto& line : preview.preview) {
+        out += "  " + line + "\n";
+      }
+      for (const auto& e : preview.errors) {
+        out += "  ERROR: " + e + "\n";
+      }
+    }
+  }
   std::fwrite(out.data(), 1, out.size(), stdout);
-  return util::exit_code::k_ok;
+  return rc;
 }
 
 } // namespace app

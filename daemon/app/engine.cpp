@@ -8,6 +8,7 @@
 #include "schedule/schedule.hpp"
 #include "sinks/sink.hpp"
 #include "util/crash_point.hpp"
+#include "util/duration.hpp"
 #include "util/log.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -80,7 +81,47 @@ struct ControllerEntry
   std::unique_ptr<net::Client> client;
   std::optional<jenkins::Variant> variant; // from the probe, once per pass
   std::string probe_error;
+  // From this pass's reconcile: a token of ours with a seq above the database's
+  // highest means the database is stale (restored or reset): no pruning, no rotation.
+  std::string stale;
+  // How far Jenkins' clock runs ahead of ours (never negative): added to the expiry we
+  // ask for, so Jenkins never kills a token before the daemon's deadline.
+  std::chrono::seconds ahead{ 0 };
+  std::optional<bool> usage_statistics;
+  std::int64_t jenkins_now_ms = 0;
+  std::map<std::string, jenkins::TokenInfo> live; // uuid -> what Jenkins listed
+  bool listed = false;
 };
+
+// A token name of ours: {prefix}{instance}-{seq:06} (DESIGN §2.1).
+struct OurName
+{
+  std::string instance;
+  state::Seq seq = 0;
+};
+
+std::optional<OurName>
+parse_token_name(std::string_view name, std::string_view prefix)
+{
+  if (!name.starts_with(prefix)) {
+    return std::nullopt;
+  }
+  name.remove_prefix(prefix.size());
+  if (name.size() < 8 + 1 + 6 || name.size() > 8 + 1 + 18 || name[8] != '-') {
+    return std::nullopt;
+  }
+  const auto instance = name.substr(0, 8);
+  const auto digits = name.substr(9);
+  const bool hex = std::all_of(instance.begin(), instance.end(), [](char ch) {
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+  });
+  const bool dec =
+    std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
+  if (!hex || !dec) {
+    return std::nullopt;
+  }
+  return OurName{ std::string(instance), std::stoll(std::string(digits)) };
+}
 
 // Work in flight for one slot during a pass.
 struct Work
@@ -105,6 +146,10 @@ struct Engine::Impl
   std::map<std::string, ControllerEntry> controllers;
   std::vector<SlotEntry> slots;
   std::mt19937_64 rng{ std::random_device{}() };
+  // plan --connect: reconcile and prune only say what they would do (no revoke, no
+  // state change); `preview` collects it.
+  bool dry_run = false;
+  std::vector<std::string> preview;
 
   Impl(asio::any_io_executor ex, const config::Config& c, state::Store& s)
     : executor(std::move(ex))
@@ -227,6 +272,9 @@ struct Engine::Impl
       co_return false;
     }
     c.variant = jenkins::variant_of(*p);
+    if (p->now_millis > p->local_millis) {
+      c.ahead = std::chrono::seconds((p->now_millis - p->local_millis + 999) / 1000);
+    }
     util::log::debug("controller {}: Jenkins {}, {} tokens", c.config->name, p->version,
                      jenkins::to_string(*c.variant));
     co_return true;
@@ -521,13 +569,50 @@ struct Engine::Impl
       }
     }
     for (auto& w : deliverable) {
+      // Before a resumed delivery: the token must still be in Jenkins with life left,
+      // else delivering it would hand consumers a dead token (DESIGN §2.2 Resume).
+      if (!co_await still_alive(*w)) {
+        (void)store.set_next_due(w->slot->id, now_seconds());
+        audit(w->slot, w->seq, "superseded",
+              "the resumed attempt's token is gone or past its deadline: minting anew");
+        continue;
+      }
       co_await deliver_and_commit(*w);
       reports.push_back(w->report);
     }
   }
 
+  // Is the resumed attempt's token still listed by Jenkins, unexpired and before the
+  // daemon's deadline? A failed list counts as "yes": delivery is what we were doing.
+  asio::awaitable<bool> still_alive(Work& w)
+  {
+    auto token = store.token_by_seq(w.seq);
+    if (!token || !*token) {
+      co_return false;
+    }
+    if ((*token)->expires <= now_seconds()) {
+      co_return false;
+    }
+    auto& c = controllers.at(w.slot->user->controller);
+    if (!co_await ensure_probed(c)) {
+      co_return true;
+    }
+    const std::vector<std::string> users{ w.slot->user->user };
+    auto listed = co_await jenkins::list(*c.client, users);
+    if (!listed || listed->users.empty() || listed->users[0].error) {
+      co_return true;
+    }
+    for (const auto& t : listed->users[0].tokens) {
+      if (t.uuid == (*token)->uuid) {
+        co_return !t.expired;
+      }
+    }
+    co_return false;
+  }
+
   // Rotates one batch of due slots of one controller.
-  asio::awaitable<void> rotate_batch(ControllerEntry& c, std::vector<Work*> batch)
+  asio::awaitable<void> rotate_batch(ControllerEntry& c, std::vector<Work*> batch,
+                                     bool second_try = false)
   {
     const auto now = now_seconds();
     {
@@ -558,7 +643,8 @@ struct Engine::Impl
     util::crash_point("after_planning");
     std::vector<jenkins::MintItem> items;
     for (auto* w : batch) {
-      items.push_back({ w->slot->user->user, w->name, now + w->slot->user->policy.lifetime });
+      items.push_back(
+        { w->slot->user->user, w->name, now + w->slot->user->policy.lifetime + c.ahead });
     }
     auto answer = co_await jenkins::mint(*c.client, *c.variant, items);
     if (!answer) {
@@ -570,7 +656,15 @@ struct Engine::Impl
         // The script may have run: find the names and revoke them (DESIGN §2.2).
         util::log::warning("controller {}: mint: {}; looking the names up", c.config->name,
                            f.message);
-        co_await settle_lost_mints(c, batch);
+        const bool settled = co_await settle_lost_mints(c, batch);
+        if (settled && !second_try) {
+          // Every lost mint is revoked or was never made: mint once more under new seqs
+          // (DESIGN §2.2 "mints again under a new seq").
+          for (auto* w : batch) {
+            w->report.message.clear();
+          }
+          co_await rotate_batch(c, batch, true);
+        }
       } else {
         auto tx = store.begin();
         for (auto* w : batch) {
@@ -668,6 +762,198 @@ struct Engine::Impl
     }
   }
 
+  // A previous token used after the cut-over means a consumer still holds it: it is
+  // revoked at retire_at all the same, but the operator hears of it (DESIGN §2.2).
+  void check_still_used(const ControllerEntry& c, const state::Token& token)
+  {
+    const auto slot = std::find_if(slots.begin(), slots.end(),
+                                   [&](const SlotEntry& s) { return s.id == token.slot; });
+    const std::string slot_name = slot != slots.end() ? slot->slot_name : token.user_display;
+    if (!c.usage_statistics.value_or(false)) {
+      audit(
+        slot != slots.end() ? &*slot : nullptr, token.seq, "previous_use_unknown",
+        fmt::format("{}: usage statistics are off in Jenkins: whether {} is still used is unknown",
+                    slot_name, token.name));
+      return;
+    }
+    const auto it = c.live.find(token.uuid);
+    if (it == c.live.end() || !it->second.last_use_ms || !token.retire_at) {
+      return;
+    }
+    auto row = store.slot(token.slot);
+    if (!row || !row->last_rotation) {
+      return;
+    }
+    const auto cut_over_ms = row->last_rotation->time_since_epoch().count() * 1000;
+    if (*it->second.last_use_ms > cut_over_ms) {
+      util::log::warning("{}: previous token {} was used after the cut-over ({} uses in all); "
+                         "revoking it as scheduled: a consumer has not picked up the new token",
+                         slot_name, token.name, it->second.use_counter);
+      audit(slot != slots.end() ? &*slot : nullptr, token.seq, "previous_still_used",
+            fmt::format("{} used after the cut-over", token.name));
+    }
+  }
+
+  // Compares what Jenkins holds with the state, for every configured slot of `c`
+  // (DESIGN §2.2 Orphans): lost mints and orphans of ours are revoked; a seq above the
+  // database's highest marks the database stale; tokens of other instances are only
+  // reported; a current token revoked out of band makes its slot due at once; with
+  // `prune: all` the user's other tokens older than `lifetime` go too.
+  asio::awaitable<void> reconcile(ControllerEntry& c, std::vector<std::string>& errors)
+  {
+    std::vector<SlotEntry*> mine;
+    for (auto& s : slots) {
+      if (s.user->controller == c.config->name) {
+        mine.push_back(&s);
+      }
+    }
+    if (mine.empty() || !co_await ensure_probed(c)) {
+      co_return;
+    }
+    const auto highest = store.highest_seq();
+    if (!highest) {
+      log_store_error("highest seq", highest.error());
+      co_return;
+    }
+    std::vector<jenkins::RevokeItem> to_revoke;
+    const auto batch = static_cast<std::size_t>(c.config->batch_size);
+    for (std::size_t i = 0; i < mine.size(); i += batch) {
+      std::vector<std::string> users;
+      for (std::size_t k = i; k < std::min(mine.size(), i + batch); ++k) {
+        users.push_back(mine[k]->user->user);
+      }
+      auto listed = co_await jenkins::list(*c.client, users);
+      if (!listed) {
+        util::log::error("controller {}: listing tokens: {}", c.config->name,
+                         listed.error().message);
+        co_return;
+      }
+      c.usage_statistics = listed->usage_statistics;
+      c.jenkins_now_ms = listed->clock.now_ms;
+      for (std::size_t k = 0; k < users.size() && k < listed->users.size(); ++k) {
+        reconcile_slot(c, *mine[i + k], listed->users[k], *highest, to_revoke);
+      }
+    }
+    c.listed = true;
+    if (!c.stale.empty()) {
+      util::log::error("{}", c.stale);
+      errors.push_back(c.stale);
+      co_return;
+    }
+    if (dry_run) {
+      co_return;
+    }
+    const auto gone = co_await revoke(c, to_revoke);
+    const auto now = now_seconds();
+    for (const auto& uuid : gone) {
+      if (auto t = store.token(uuid); t && *t && (*t)->role != state::TokenRole::current) {
+        (void)store.mark_revoked(uuid, now);
+      }
+      c.live.erase(uuid);
+    }
+  }
+
+  // An action of reconcile: audited when done, listed when previewed.
+  void note(const SlotEntry* s, std::optional<state::Seq> seq, std::string_view event,
+            const std::string& text)
+  {
+    if (dry_run) {
+      preview.push_back(fmt::format("{}: {}", s->slot_name, text));
+    } else {
+      audit(s, seq, event, text);
+    }
+  }
+
+  void reconcile_slot(ControllerEntry& c, SlotEntry& s, const jenkins::UserTokens& listed,
+                      state::Seq highest, std::vector<jenkins::RevokeItem>& to_revoke)
+  {
+    if (listed.error) {
+      return; // an unknown user fails at mint time, with its own backoff
+    }
+    auto row = store.slot(s.id);
+    if (!row) {
+      return;
+    }
+    const auto now = now_seconds();
+    const auto& policy = s.user->policy;
+    std::set<std::string> in_jenkins;
+    for (const auto& t : listed.tokens) {
+      in_jenkins.insert(t.uuid);
+      c.live[t.uuid] = t;
+      const auto ours = parse_token_name(t.name, policy.token_prefix);
+      if (!ours) {
+        // Someone else's token: only `prune: all` touches it, once older than lifetime
+        // by Jenkins' own clock.
+        const bool old =
+          t.created_ms &&
+          c.jenkins_now_ms - *t.created_ms >
+            std::chrono::duration_cast<std::chrono::milliseconds>(policy.lifetime).count();
+        if (policy.prune == config::PrunePolicy::all && old && !t.legacy) {
+          to_revoke.push_back({ s.user->user, t.uuid });
+          note(&s, std::nullopt, "prune_all",
+               fmt::format("revoke \"{}\" (prune: all, older than lifetime)", t.name));
+        }
+        continue;
+      }
+      if (ours->instance != store.instance_id()) {
+        util::log::info("{}: token \"{}\" belongs to another instance ({}); left alone",
+                        s.slot_name, t.name, ours->instance);
+        if (dry_run) {
+          preview.push_back(fmt::format("{}: keep \"{}\" (another instance, {})", s.slot_name,
+                                        t.name, ours->instance));
+        }
+        continue;
+      }
+      if (ours->seq > highest) {
+        c.stale = fmt::format(
+          "controller {}: token \"{}\" of {} has seq {} but this state database has only reached "
+          "{}: the database is stale (restored from a backup or reset?); pruning and rotation on "
+          "this controller are stopped until an operator resolves it",
+          c.config->name, t.name, s.user->user, ours->seq, highest);
+        continue;
+      }
+      auto known = store.token(t.uuid);
+      if (known && *known) {
+        const auto role = (*known)->role;
+        if (role == state::TokenRole::revoked || (t.expired && role != state::TokenRole::current)) {
+          to_revoke.push_back({ s.user->user, t.uuid });
+          if (dry_run) {
+            preview.push_back(
+              fmt::format("{}: revoke \"{}\" ({})", s.slot_name, t.name,
+                          t.expired ? "expired in Jenkins" : "revoked in the state"));
+          }
+        } else if (t.expired) {
+          // Jenkins expired the current token: its consumers are locked out until the
+          // next one lands, so rotate at once.
+          util::log::warning("{}: Jenkins reports the current token expired: rotating at once",
+                             s.slot_name);
+          if (dry_run) {
+            preview.push_back(
+              fmt::format("{}: rotate at once (current token expired in Jenkins)", s.slot_name));
+          } else {
+            (void)store.set_next_due(s.id, now);
+          }
+        }
+        continue;
+      }
+      // Our name and instance, but a uuid the state never recorded: a lost mint or an
+      // orphan (DESIGN §2.2). Its attempt is closed (open ones were settled by resume).
+      to_revoke.push_back({ s.user->user, t.uuid });
+      note(&s, ours->seq, "orphan", fmt::format("revoke \"{}\" (ours, not in the state)", t.name));
+    }
+    if (row->current_uuid && in_jenkins.count(*row->current_uuid) == 0) {
+      util::log::warning("{}: the current token is gone from Jenkins (revoked out of band?): "
+                         "rotating at once",
+                         s.slot_name);
+      if (dry_run) {
+        preview.push_back(
+          fmt::format("{}: rotate at once (the current token is gone from Jenkins)", s.slot_name));
+      } else if (auto r = store.mark_current_gone(*row->current_uuid, now); !r) {
+        log_store_error("current gone", r.error());
+      }
+    }
+  }
+
   // Revokes our tokens that are past retire_at or their deadline (DESIGN §2.2 Prune).
   asio::awaitable<void> prune()
   {
@@ -678,8 +964,15 @@ struct Engine::Impl
     }
     std::map<std::string, std::vector<jenkins::RevokeItem>> per_controller;
     for (const auto& c : *candidates) {
-      if (controllers.count(c.token.controller) == 0) {
+      const auto it = controllers.find(c.token.controller);
+      if (it == controllers.end()) {
         continue; // the controller left the config: nothing can reach its tokens
+      }
+      if (!it->second.stale.empty()) {
+        continue; // a stale database must not prune (DESIGN §2.2 Orphans)
+      }
+      if (c.reason == state::PruneReason::retired) {
+        check_still_used(it->second, c.token);
       }
       per_controller[c.token.controller].push_back({ c.token.user_display, c.token.uuid });
     }
@@ -700,14 +993,52 @@ struct Engine::Impl
     }
   }
 
-  asio::awaitable<std::vector<SlotReport>> run_pass(PassOptions options)
+  // plan --connect: what reconcile and prune would do now, changing nothing.
+  asio::awaitable<PassResult> preview_pass()
+  {
+    dry_run = true;
+    preview.clear();
+    std::vector<std::string> errors;
+    for (auto& [name, c] : controllers) {
+      co_await reconcile(c, errors);
+    }
+    if (auto candidates = store.tokens_to_prune(now_seconds())) {
+      for (const auto& p : *candidates) {
+        const auto it = controllers.find(p.token.controller);
+        const bool stale = it != controllers.end() && !it->second.stale.empty();
+        preview.push_back(fmt::format("{}/{}: {} \"{}\" ({})", p.token.controller,
+                                      p.token.user_display,
+                                      stale ? "would revoke, but the database is stale:" : "revoke",
+                                      p.token.name, state::to_string(p.reason)));
+      }
+    }
+    for (const auto& [name, c] : controllers) {
+      if (!c.probe_error.empty()) {
+        errors.push_back(c.probe_error);
+      }
+    }
+    PassResult r;
+    r.errors = std::move(errors);
+    r.preview = std::move(preview);
+    co_return r;
+  }
+
+  asio::awaitable<PassResult> run_pass(PassOptions options)
   {
     std::vector<SlotReport> reports;
+    std::vector<std::string> errors;
     for (auto& [name, c] : controllers) {
       c.variant.reset();
       c.probe_error.clear();
+      c.stale.clear();
+      c.live.clear();
+      c.listed = false;
+      c.usage_statistics.reset();
     }
     co_await resume(reports);
+    for (auto& [name, c] : controllers) {
+      co_await reconcile(c, errors);
+    }
 
     const auto now = now_seconds();
     std::map<std::string, std::vector<std::unique_ptr<Work>>> due;
@@ -756,6 +1087,14 @@ struct Engine::Impl
 
     for (auto& [name, works] : due) {
       auto& c = controllers.at(name);
+      if (!c.stale.empty()) {
+        for (auto& w : works) {
+          w->report.result = "error";
+          w->report.message = c.stale;
+          reports.push_back(w->report);
+        }
+        continue;
+      }
       if (!co_await ensure_probed(c)) {
         for (auto& w : works) {
           w->report.result = "error";
@@ -777,7 +1116,19 @@ struct Engine::Impl
       }
     }
     co_await prune();
-    co_return reports;
+    // The audit log keeps audit_retention of history (DESIGN §5).
+    if (auto trimmed = store.trim_audit(now_seconds() - config.audit_retention); !trimmed) {
+      log_store_error("audit trim", trimmed.error());
+    } else if (*trimmed > 0) {
+      util::log::debug("audit log: trimmed {} entries older than {}", *trimmed,
+                       util::format_duration(config.audit_retention));
+    }
+    for (const auto& [name, c] : controllers) {
+      if (!c.probe_error.empty()) {
+        errors.push_back(c.probe_error);
+      }
+    }
+    co_return PassResult{ std::move(reports), std::move(errors), {} };
   }
 };
 
@@ -804,7 +1155,10 @@ Engine::create(asio::any_io_executor executor, const config::Config& config, sta
       return util::make_error("config",
                               fmt::format("controller {}: {}", c.name, client.error().message));
     }
-    impl->controllers.emplace(c.name, ControllerEntry{ &c, std::move(*client), std::nullopt, {} });
+    ControllerEntry entry;
+    entry.config = &c;
+    entry.client = std::move(*client);
+    impl->controllers.emplace(c.name, std::move(entry));
   }
   {
     auto tx = store.begin();
@@ -860,10 +1214,16 @@ Engine::Engine(std::unique_ptr<Impl> impl)
 
 Engine::~Engine() = default;
 
-asio::awaitable<std::vector<SlotReport>>
+asio::awaitable<PassResult>
 Engine::run_pass(PassOptions options)
 {
   return m_impl->run_pass(std::move(options));
+}
+
+asio::awaitable<PassResult>
+Engine::preview()
+{
+  return m_impl->preview_pass();
 }
 
 } // namespace app

@@ -30,6 +30,15 @@ struct SlotReport
   std::string message; // the error, when there is one; never a secret
 };
 
+// What one pass did: a report per slot it touched, and errors that are not one slot's
+// (a controller that cannot be reached, a stale database).
+struct PassResult
+{
+  std::vector<SlotReport> slots;
+  std::vector<std::string> errors;
+  std::vector<std::string> preview; // preview(): one line per action it would take
+};
+
 struct PassOptions
 {
   bool force = false;                     // rotate every slot, due or not
@@ -53,7 +62,12 @@ public:
 
   // One pass: resumes open attempts, rotates the due (or named) slots, prunes. Returns a
   // report per slot it touched; slots that were not due are left out unless named.
-  boost::asio::awaitable<std::vector<SlotReport>> run_pass(PassOptions options);
+  boost::asio::awaitable<PassResult> run_pass(PassOptions options);
+
+  // What reconcile and prune would do now (plan --connect): lists Jenkins' tokens but
+  // revokes nothing and changes no state. Errors are the controllers' (unreachable,
+  // stale database).
+  boost::asio::awaitable<PassResult> preview();
 
   struct Impl;
 
