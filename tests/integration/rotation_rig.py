@@ -41,7 +41,7 @@ class Rig:
     sinks: a list of "file", "exec", "exec-switch" (fails while break_switch(True) holds),
     "exec-flaky" (fails on its first ``flaky_failures``
     runs per user, then works) or "exec-broken" (always exits 1). ``user_extra`` is YAML
-    flow text added to every user entry (e.g. ``"prune: all"``).
+    text added to every user entry (e.g. ``"prune: all"``), or a dict of it per user.
     """
 
     def __init__(self, emu, users, sinks=("file", "exec"), batch_size=2, grace="0s",
@@ -106,8 +106,9 @@ class Rig:
         entries = []
         for u in self.users:
             e = "  - user: %s\n    controller: emu\n" % u
-            if user_extra:
-                e += "    %s\n" % user_extra
+            extra = user_extra.get(u) if isinstance(user_extra, dict) else user_extra
+            if extra:
+                e += "    %s\n" % extra
             e += "    sinks:\n" + "".join("      - %s\n" % (s % {"user": u}) for s in sink_yaml)
             entries.append(e)
         defaults = "schedule: %s, lifetime: %s, grace: %s, failure_budget: %s" % (
@@ -132,6 +133,15 @@ class Rig:
 
     def cleanup(self):
         self.tmp.cleanup()
+
+    def edit_config(self, old, new):
+        """Replaces text in the config file (e.g. a policy in ``defaults``)."""
+        with open(self.config) as f:
+            text = f.read()
+        if old not in text:
+            raise AssertionError("%r is not in the config" % old)
+        with open(self.config, "w") as f:
+            f.write(text.replace(old, new))
 
     # ---- running the binary
     def run(self, *args, env=None, timeout=120):
@@ -227,6 +237,20 @@ class Rig:
 
     def prefix(self):
         return "rotator-%s-" % self.instance_id()
+
+    def plant(self, user, name, expires=None):
+        """Makes a token in Jenkins as a person or another tool would (admin script);
+        ``expires`` is a local date "yyyy-mm-dd" (2.548+). Returns its uuid."""
+        call = 'generateNewToken("%s")' % name
+        if expires:
+            call = 'generateNewToken("%s", java.time.LocalDate.parse("%s"))' % (name, expires)
+        status, body = self.emu.script(
+            'def p = User.getById("%s", false).getProperty(jenkins.security.ApiTokenProperty)\n'
+            'def t = p.%s\nprintln "UUID=" + t.tokenUuid' % (user, call))
+        for line in body.splitlines():
+            if line.startswith("UUID="):
+                return line[5:]
+        raise AssertionError("planting %s failed: %d %s" % (name, status, body))
 
     def jenkins_tokens(self, user):
         """The user's live tokens in the emulator: [{uuid, name, creation, expiration, ...}]."""
