@@ -198,9 +198,14 @@ class FaultsTest(unittest.TestCase):
                 st = rig.plan()[u]["state"]
                 self.assertTrue(st["degraded"], st)
                 self.assertEqual(st["current_token"], env_old["token_name"])
+            audit = [e for (e,) in rig.query("SELECT event FROM audit ORDER BY id")]
+            self.assertEqual(audit.count("degraded"), 1, audit)
             rig.break_switch(False)
             r = rig.once()
             self.assertEqual(r.returncode, 0, rig.log())
+            # The commit ends the degraded state (plan below); the audit log shows it.
+            audit = [e for (e,) in rig.query("SELECT event FROM audit ORDER BY id")]
+            self.assertEqual(audit[audit.index("degraded"):].count("committed"), 1, audit)
         finally:
             watcher.stop()
         self.assertEqual(watcher.failures, [])
