@@ -1184,7 +1184,7 @@ Engine::create(asio::any_io_executor executor, const config::Config& config, sta
       for (const auto& sc : u.sinks) {
         SinkEntry e;
         e.config = &sc;
-        auto sink = sinks::make_sink(sc);
+        auto sink = sinks::make_sink(sc, executor);
         if (!sink) {
           return util::make_error("config", fmt::format("{}: {}: {}", sc.mark.to_string(),
                                                         s.slot_name, sink.error().message));

@@ -51,6 +51,7 @@ constexpr std::size_t k_max_file_bytes = 64 * 1024 * 1024;
 // "billion laughs" document is small to parse but huge to walk: the budget stops it.
 // 10,000 users with three sinks each need about 400,000 visits.
 constexpr std::size_t k_max_node_visits = 2'000'000;
+constexpr std::size_t k_error_weight = 10;
 constexpr std::size_t k_max_socket_path = 107; // sun_path is 108 bytes with the NUL
 
 // The "found …" part of a message: the value as written, never an expanded one.
@@ -174,6 +175,10 @@ public:
   void error(const YAML::Node& node, const std::string& path, const std::string& message)
   {
     m_diag.add(mark(node), path, message);
+    // An error costs far more than a visit (a formatted message): aliases that repeat
+    // a mistake must hit the budget as fast as aliases that repeat valid nodes.
+    m_visits += k_error_weight;
+    visit();
   }
 
   void visit()
