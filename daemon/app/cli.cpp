@@ -26,8 +26,8 @@ struct Command
 constexpr Command k_commands[] = {
   { "check-config", "check-config [-c FILE] [--connect]",
     "validate the config (78 on errors); --connect: probe each controller", cmd_check_config },
-  { "plan", "plan [-c FILE] [--json] [--count N]", "print the next N runs (default 5) per slot",
-    cmd_plan },
+  { "plan", "plan [-c FILE] [--json] [--count N] [--connect]",
+    "print the next N runs (default 5) per slot", cmd_plan },
   { "once", "once [-c FILE] [--force] [SLOT...]",
     "rotate the due (or named) slots once, prune, and exit", cmd_once },
   { "keygen", "keygen --out FILE", "make a key pair: private key to FILE (0600), public on stdout",

@@ -1,11 +1,14 @@
 #include "app/args.hpp"
 #include "app/commands.hpp"
+#include "app/engine.hpp"
 #include "config/loader.hpp"
 #include "schedule/schedule.hpp"
 #include "state/store.hpp"
 #include "util/duration.hpp"
 #include "util/error.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -171,7 +174,7 @@ state_line(const SlotState& s)
 int
 cmd_plan(const std::vector<std::string>& args)
 {
-  const Args a("plan", args, { "json" }, { "config", "count" });
+  const Args a("plan", args, { "json", "connect" }, { "config", "count" });
   if (!a.positional().empty()) {
     throw util::Fatal(util::exit_code::k_usage,
                       fmt::format("plan: unexpected argument \"{}\"", a.positional()[0]));
@@ -232,6 +235,7 @@ cmd_plan(const std::vector<std::string>& args)
     plans.push_back(std::move(p));
   }
 
+  std::string out;
   if (a.flag("json")) {
     auto doc = nlohmann::json::object();
     doc["now"] = schedule::format_utc(now);
@@ -251,34 +255,74 @@ cmd_plan(const std::vector<std::string>& args)
                         { "state", state_json(p.state) } });
     }
     doc["slots"] = std::move(slots);
-    const std::string out = doc.dump(2) + "\n";
-    std::fwrite(out.data(), 1, out.size(), stdout);
+    out = doc.dump(2) + "\n";
   } else {
-    // One buffer for the whole table: 10,000 slots print 3.4 MB, and formatting into
-    // it avoids a temporary string per line.
-    fmt::memory_buffer buf;
-    buf.reserve(plans.size() * (120 + static_cast<std::size_t>(count) * 60));
-    fmt::format_to(std::back_inserter(buf), "Next {} runs per slot from {}{}\n", count,
-                   schedule::format_utc(now),
+    // Formatted straight into `out`, reserved once: 10,000 slots print 3.4 MB, and a
+    // temporary string per line cost more than the formatting itself.
+    out.reserve(plans.size() * (120 + static_cast<std::size_t>(count) * 60));
+    const auto to = std::back_inserter(out);
+    fmt::format_to(to, "Next {} runs per slot from {}{}\n", count, schedule::format_utc(now),
                    store ? "" : " (no state read: as if no slot had run yet)");
     for (const auto& p : plans) {
-      fmt::format_to(std::back_inserter(buf),
-                     "\n{}  schedule \"{}\"  timezone {}  jitter {} of {}\n", p.user->slot(),
+      fmt::format_to(to, "\n{}  schedule \"{}\"  timezone {}  jitter {} of {}\n", p.user->slot(),
                      p.user->policy.schedule, p.zone->name(),
                      util::format_duration(p.jitter.offset), util::format_duration(p.jitter.span));
       if (p.state) {
-        fmt::format_to(std::back_inserter(buf), "  {}\n", state_line(*p.state));
+        fmt::format_to(to, "  {}\n", state_line(*p.state));
       } else if (store) {
-        buf.append(std::string_view("  no token of ours yet: due at the next pass\n"));
+        out += "  no token of ours yet: due at the next pass\n";
       }
       for (const auto t : p.runs) {
-        fmt::format_to(std::back_inserter(buf), "  {:<28} {}\n", p.zone->format_local(t),
-                       schedule::format_utc(t));
+        fmt::format_to(to, "  {:<28} {}\n", p.zone->format_local(t), schedule::format_utc(t));
       }
     }
-    std::fwrite(buf.data(), 1, buf.size(), stdout);
   }
-  return util::exit_code::k_ok;
+  int rc = util::exit_code::k_ok;
+  if (a.flag("connect")) {
+    // What reconcile and prune would do now; read-only (DESIGN §4).
+    PassResult preview;
+    if (!store) {
+      preview.errors.push_back("no state database yet: nothing of ours to reconcile or prune");
+    } else {
+      boost::asio::io_context io;
+      auto engine = Engine::create(io.get_executor(), *config, *store);
+      if (!engine) {
+        std::fputs((engine.error().message + "\n").c_str(), stderr);
+        return engine.error().kind == "config" ? util::exit_code::k_config
+                                               : util::exit_code::k_failure;
+      }
+      std::exception_ptr failure;
+      boost::asio::co_spawn(io, (*engine)->preview(), [&](std::exception_ptr e, PassResult r) {
+        failure = e;
+        preview = std::move(r);
+      });
+      io.run();
+      if (failure) {
+        std::rethrow_exception(failure);
+      }
+    }
+    if (!preview.errors.empty() && store) {
+      rc = util::exit_code::k_failure;
+    }
+    if (a.flag("json")) {
+      auto doc = nlohmann::json::parse(out);
+      doc["connect"] = { { "actions", preview.preview }, { "errors", preview.errors } };
+      out = doc.dump(2) + "\n";
+    } else {
+      out += "\nReconcile and prune now (read-only: nothing was changed)\n";
+      if (preview.preview.empty() && preview.errors.empty()) {
+        out += "  nothing to do\n";
+      }
+      for (const auto& line : preview.preview) {
+        out += "  " + line + "\n";
+      }
+      for (const auto& e : preview.errors) {
+        out += "  ERROR: " + e + "\n";
+      }
+    }
+  }
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return rc;
 }
 
 } // namespace app

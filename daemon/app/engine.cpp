@@ -8,6 +8,7 @@
 #include "schedule/schedule.hpp"
 #include "sinks/sink.hpp"
 #include "util/crash_point.hpp"
+#include "util/duration.hpp"
 #include "util/log.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -145,6 +146,10 @@ struct Engine::Impl
   std::map<std::string, ControllerEntry> controllers;
   std::vector<SlotEntry> slots;
   std::mt19937_64 rng{ std::random_device{}() };
+  // plan --connect: reconcile and prune only say what they would do (no revoke, no
+  // state change); `preview` collects it.
+  bool dry_run = false;
+  std::vector<std::string> preview;
 
   Impl(asio::any_io_executor ex, const config::Config& c, state::Store& s)
     : executor(std::move(ex))
@@ -835,6 +840,9 @@ struct Engine::Impl
       errors.push_back(c.stale);
       co_return;
     }
+    if (dry_run) {
+      co_return;
+    }
     const auto gone = co_await revoke(c, to_revoke);
     const auto now = now_seconds();
     for (const auto& uuid : gone) {
@@ -842,6 +850,17 @@ struct Engine::Impl
         (void)store.mark_revoked(uuid, now);
       }
       c.live.erase(uuid);
+    }
+  }
+
+  // An action of reconcile: audited when done, listed when previewed.
+  void note(const SlotEntry* s, std::optional<state::Seq> seq, std::string_view event,
+            const std::string& text)
+  {
+    if (dry_run) {
+      preview.push_back(fmt::format("{}: {}", s->slot_name, text));
+    } else {
+      audit(s, seq, event, text);
     }
   }
 
@@ -871,14 +890,18 @@ struct Engine::Impl
             std::chrono::duration_cast<std::chrono::milliseconds>(policy.lifetime).count();
         if (policy.prune == config::PrunePolicy::all && old && !t.legacy) {
           to_revoke.push_back({ s.user->user, t.uuid });
-          audit(&s, std::nullopt, "prune_all",
-                fmt::format("\"{}\" is older than lifetime", t.name));
+          note(&s, std::nullopt, "prune_all",
+               fmt::format("revoke \"{}\" (prune: all, older than lifetime)", t.name));
         }
         continue;
       }
       if (ours->instance != store.instance_id()) {
         util::log::info("{}: token \"{}\" belongs to another instance ({}); left alone",
                         s.slot_name, t.name, ours->instance);
+        if (dry_run) {
+          preview.push_back(fmt::format("{}: keep \"{}\" (another instance, {})", s.slot_name,
+                                        t.name, ours->instance));
+        }
         continue;
       }
       if (ours->seq > highest) {
@@ -894,25 +917,38 @@ struct Engine::Impl
         const auto role = (*known)->role;
         if (role == state::TokenRole::revoked || (t.expired && role != state::TokenRole::current)) {
           to_revoke.push_back({ s.user->user, t.uuid });
+          if (dry_run) {
+            preview.push_back(
+              fmt::format("{}: revoke \"{}\" ({})", s.slot_name, t.name,
+                          t.expired ? "expired in Jenkins" : "revoked in the state"));
+          }
         } else if (t.expired) {
           // Jenkins expired the current token: its consumers are locked out until the
           // next one lands, so rotate at once.
           util::log::warning("{}: Jenkins reports the current token expired: rotating at once",
                              s.slot_name);
-          (void)store.set_next_due(s.id, now);
+          if (dry_run) {
+            preview.push_back(
+              fmt::format("{}: rotate at once (current token expired in Jenkins)", s.slot_name));
+          } else {
+            (void)store.set_next_due(s.id, now);
+          }
         }
         continue;
       }
       // Our name and instance, but a uuid the state never recorded: a lost mint or an
       // orphan (DESIGN §2.2). Its attempt is closed (open ones were settled by resume).
       to_revoke.push_back({ s.user->user, t.uuid });
-      audit(&s, ours->seq, "orphan", fmt::format("\"{}\" was not in the state: revoking", t.name));
+      note(&s, ours->seq, "orphan", fmt::format("revoke \"{}\" (ours, not in the state)", t.name));
     }
     if (row->current_uuid && in_jenkins.count(*row->current_uuid) == 0) {
       util::log::warning("{}: the current token is gone from Jenkins (revoked out of band?): "
                          "rotating at once",
                          s.slot_name);
-      if (auto r = store.mark_current_gone(*row->current_uuid, now); !r) {
+      if (dry_run) {
+        preview.push_back(
+          fmt::format("{}: rotate at once (the current token is gone from Jenkins)", s.slot_name));
+      } else if (auto r = store.mark_current_gone(*row->current_uuid, now); !r) {
         log_store_error("current gone", r.error());
       }
     }
@@ -955,6 +991,36 @@ struct Engine::Impl
       util::log::info("controller {}: pruned {} token{}", name, gone.size(),
                       gone.size() == 1 ? "" : "s");
     }
+  }
+
+  // plan --connect: what reconcile and prune would do now, changing nothing.
+  asio::awaitable<PassResult> preview_pass()
+  {
+    dry_run = true;
+    preview.clear();
+    std::vector<std::string> errors;
+    for (auto& [name, c] : controllers) {
+      co_await reconcile(c, errors);
+    }
+    if (auto candidates = store.tokens_to_prune(now_seconds())) {
+      for (const auto& p : *candidates) {
+        const auto it = controllers.find(p.token.controller);
+        const bool stale = it != controllers.end() && !it->second.stale.empty();
+        preview.push_back(fmt::format("{}/{}: {} \"{}\" ({})", p.token.controller,
+                                      p.token.user_display,
+                                      stale ? "would revoke, but the database is stale:" : "revoke",
+                                      p.token.name, state::to_string(p.reason)));
+      }
+    }
+    for (const auto& [name, c] : controllers) {
+      if (!c.probe_error.empty()) {
+        errors.push_back(c.probe_error);
+      }
+    }
+    PassResult r;
+    r.errors = std::move(errors);
+    r.preview = std::move(preview);
+    co_return r;
   }
 
   asio::awaitable<PassResult> run_pass(PassOptions options)
@@ -1050,12 +1116,19 @@ struct Engine::Impl
       }
     }
     co_await prune();
+    // The audit log keeps audit_retention of history (DESIGN §5).
+    if (auto trimmed = store.trim_audit(now_seconds() - config.audit_retention); !trimmed) {
+      log_store_error("audit trim", trimmed.error());
+    } else if (*trimmed > 0) {
+      util::log::debug("audit log: trimmed {} entries older than {}", *trimmed,
+                       util::format_duration(config.audit_retention));
+    }
     for (const auto& [name, c] : controllers) {
       if (!c.probe_error.empty()) {
         errors.push_back(c.probe_error);
       }
     }
-    co_return PassResult{ std::move(reports), std::move(errors) };
+    co_return PassResult{ std::move(reports), std::move(errors), {} };
   }
 };
 
@@ -1145,6 +1218,12 @@ asio::awaitable<PassResult>
 Engine::run_pass(PassOptions options)
 {
   return m_impl->run_pass(std::move(options));
+}
+
+asio::awaitable<PassResult>
+Engine::preview()
+{
+  return m_impl->preview_pass();
 }
 
 } // namespace app

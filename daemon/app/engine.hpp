@@ -36,6 +36,7 @@ struct PassResult
 {
   std::vector<SlotReport> slots;
   std::vector<std::string> errors;
+  std::vector<std::string> preview; // preview(): one line per action it would take
 };
 
 struct PassOptions
@@ -62,6 +63,11 @@ public:
   // One pass: resumes open attempts, rotates the due (or named) slots, prunes. Returns a
   // report per slot it touched; slots that were not due are left out unless named.
   boost::asio::awaitable<PassResult> run_pass(PassOptions options);
+
+  // What reconcile and prune would do now (plan --connect): lists Jenkins' tokens but
+  // revokes nothing and changes no state. Errors are the controllers' (unreachable,
+  // stale database).
+  boost::asio::awaitable<PassResult> preview();
 
   struct Impl;
 

@@ -28,6 +28,23 @@ namespace config {
 
 namespace {
 
+// Headers an http sink sets itself: message framing (net::Client's is_framing_header)
+// and the Idempotency-Key of DESIGN §6. Compared case-insensitively, as HTTP does.
+bool
+is_reserved_header(std::string_view name)
+{
+  static constexpr std::string_view k_reserved[] = {
+    "host", "content-length", "transfer-encoding", "connection",     "keep-alive",
+    "te",   "trailer",        "upgrade",           "idempotency-key"
+  };
+  return std::any_of(std::begin(k_reserved), std::end(k_reserved), [&](std::string_view r) {
+    return r.size() == name.size() &&
+           std::equal(r.begin(), r.end(), name.begin(), [](char x, char y) {
+             return x == std::tolower(static_cast<unsigned char>(y));
+           });
+  });
+}
+
 // A config is a few KB per hundred users; 64 MiB is far beyond any real one and keeps
 // a mistaken path (a log file, /dev/zero) from eating memory.
 constexpr std::size_t k_max_file_bytes = 64 * 1024 * 1024;
@@ -1092,6 +1109,12 @@ private:
       });
       if (!name_ok) {
         m_r.error(kv.first, p, "expected a header name, found " + describe(kv.first));
+        continue;
+      }
+      if (is_reserved_header(name)) {
+        // The sink frames the request and sets Idempotency-Key to the token uuid itself.
+        m_r.error(kv.first, p,
+                  "expected a header the sink does not set itself, found \"" + name + "\"");
         continue;
       }
       const KeyPath hp = p.child(name);

@@ -81,10 +81,19 @@ render_script(std::string_view name, const nlohmann::json& input)
       return util::make_error("internal", fmt::format("script {} must hold {} exactly once", name,
                                                       k_payload_placeholder));
     }
+    std::string json;
+    try {
+      json = input.dump();
+    } catch (const nlohmann::json::type_error&) {
+      // dump() throws on a string that is not UTF-8: refuse it rather than send a
+      // mangled (and so different) user or token name.
+      return util::make_error("bad_input",
+                              fmt::format("the input of script {} is not valid UTF-8", name));
+    }
     std::string text(s.text.substr(0, at));
     // Only [A-Za-z0-9+/=] reaches the script: nothing from config, state or the network
     // is ever pasted as code (DESIGN §1.4).
-    text += base64::encode(input.dump());
+    text += base64::encode(json);
     text += s.text.substr(at + k_payload_placeholder.size());
     return text;
   }

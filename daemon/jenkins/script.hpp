@@ -19,8 +19,9 @@ constexpr std::string_view k_payload_placeholder = "@@PAYLOAD@@";
 constexpr std::string_view k_result_marker = "JTR-RESULT:";
 
 // The embedded script named `name` (a file stem under daemon/jenkins/scripts/) with
-// `input` substituted; only base64 characters are ever inserted. Errors: unknown name, or
-// a script without exactly one placeholder (a bug, caught by the unit tests).
+// `input` substituted; only base64 characters are ever inserted. Errors: unknown name, a
+// script without exactly one placeholder (a bug, caught by the unit tests), or a string
+// in `input` that is not UTF-8 (bad_input).
 util::Result<std::string> render_script(std::string_view name, const nlohmann::json& input);
 
 // The form body of POST /scriptText for `script` (application/x-www-form-urlencoded).

@@ -21,10 +21,9 @@ constexpr std::string_view k_token_marker = "JTR-TOKEN:";
 constexpr std::size_t k_token_length = 34; // "11" + 32 lowercase hex (reference §3.4)
 
 net::Failure
-bad_output(const net::Client& client, std::string_view what)
+bad_output(const std::string& controller, std::string_view what)
 {
-  return net::Failure{ net::FailureKind::bad_output, 0,
-                       fmt::format("{}: {}", client.name(), what) };
+  return net::Failure{ net::FailureKind::bad_output, 0, fmt::format("{}: {}", controller, what) };
 }
 
 std::optional<std::int64_t>
@@ -45,14 +44,14 @@ str(const nlohmann::json& j, const char* key)
 }
 
 net::Result<Clock>
-read_clock(const nlohmann::json& doc, const net::Client& client)
+read_clock(const nlohmann::json& doc, const std::string& controller)
 {
   Clock c;
   c.version = str(doc, "version");
   c.zone = str(doc, "zone");
   const auto now = opt_int(doc, "now_ms");
   if (c.version.empty() || c.zone.empty() || !now) {
-    return bad_output(client, "the script answer lacks version, now_ms or zone");
+    return bad_output(controller, "the script answer lacks version, now_ms or zone");
   }
   c.now_ms = *now;
   return c;
@@ -85,7 +84,7 @@ is_token(const char* p)
 // Finds the "JTR-TOKEN:<index>:<token>" lines of a mint answer and copies each token
 // straight from the (wiped) body into locked memory: no std::string ever holds one.
 net::Result<std::vector<std::optional<crypto::SecretBytes>>>
-read_tokens(const net::Response& response, std::size_t count, const net::Client& client)
+read_tokens(const net::Response& response, std::size_t count, const std::string& controller)
 {
   std::vector<std::optional<crypto::SecretBytes>> tokens(count);
   const char* data = response.body.data();
@@ -114,12 +113,12 @@ read_tokens(const net::Response& response, std::size_t count, const net::Client&
       if (!index_ok || index >= count || value.size() != k_token_length ||
           !is_token(value.data()) || tokens[index]) {
         // Never quote the line: it may hold a token.
-        return bad_output(client, "the mint answer holds a malformed JTR-TOKEN line");
+        return bad_output(controller, "the mint answer holds a malformed JTR-TOKEN line");
       }
       auto secret = crypto::SecretBytes::allocate(k_token_length);
       if (!secret) {
         return net::Failure{ net::FailureKind::bad_output, 0,
-                             fmt::format("{}: {}", client.name(), secret.error().message) };
+                             fmt::format("{}: {}", controller, secret.error().message) };
       }
       std::memcpy(secret->data(), value.data(), k_token_length);
       tokens[index] = std::move(*secret);
@@ -154,6 +153,57 @@ to_string(Variant variant)
   return "store";
 }
 
+net::Result<MintAnswer>
+read_mint_answer(const net::Response& answer, std::size_t count, const std::string& controller)
+{
+  auto doc = decode_output(answer.text(), controller);
+  if (!doc) {
+    return doc.error();
+  }
+  auto clock = read_clock(*doc, controller);
+  if (!clock) {
+    return clock.error();
+  }
+  auto tokens = read_tokens(answer, count, controller);
+  if (!tokens) {
+    return tokens.error();
+  }
+  const auto it = doc->find("items");
+  if (it == doc->end() || !it->is_array() || it->size() != count) {
+    return bad_output(controller, "the mint answer does not have one item per request item");
+  }
+  MintAnswer out;
+  out.clock = *clock;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& j = (*it)[i];
+    MintResult r;
+    if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
+      return bad_output(controller, "the mint answer's items are out of order");
+    }
+    r.error = read_item_error(j);
+    const auto uuid = str(j, "uuid");
+    const bool has_token = (*tokens)[i].has_value();
+    // A token without a uuid, a uuid without a token, or a token beside an error: a
+    // token may exist that this answer cannot account for. The whole answer is then
+    // bad_output, so the caller looks every name up and revokes what it finds
+    // (DESIGN §1, invariant 2) instead of dropping one item.
+    if (r.error ? (has_token || !uuid.empty()) : (uuid.empty() || !has_token)) {
+      return bad_output(
+        controller, fmt::format("the mint answer's item {} does not match its JTR-TOKEN lines", i));
+    }
+    if (!r.error) {
+      Minted m;
+      m.uuid = uuid;
+      m.token = std::move(*(*tokens)[i]);
+      m.jenkins_expires_ms = opt_int(j, "jenkins_expires_ms");
+      m.jenkins_expires = str(j, "jenkins_expires");
+      r.minted = std::move(m);
+    }
+    out.items.push_back(std::move(r));
+  }
+  return out;
+}
+
 boost::asio::awaitable<net::Result<MintAnswer>>
 mint(net::Client& client, Variant variant, std::span<const MintItem> items)
 {
@@ -169,67 +219,20 @@ mint(net::Client& client, Variant variant, std::span<const MintItem> items)
   if (!answer) {
     co_return answer.error();
   }
-  auto doc = decode_output(answer->text(), client.name());
-  if (!doc) {
-    co_return doc.error();
-  }
-  auto clock = read_clock(*doc, client);
-  if (!clock) {
-    co_return clock.error();
-  }
-  auto tokens = read_tokens(*answer, items.size(), client);
-  if (!tokens) {
-    co_return tokens.error();
-  }
-  const auto it = doc->find("items");
-  if (it == doc->end() || !it->is_array() || it->size() != items.size()) {
-    co_return bad_output(client, "the mint answer does not have one item per request item");
-  }
-  MintAnswer out;
-  out.clock = *clock;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const auto& j = (*it)[i];
-    MintResult r;
-    if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
-      co_return bad_output(client, "the mint answer's items are out of order");
-    }
-    r.error = read_item_error(j);
-    if (!r.error) {
-      const auto uuid = str(j, "uuid");
-      if (uuid.empty() || !(*tokens)[i]) {
-        r.error = ItemError{ "missing", "the answer names no token for this item" };
-      } else {
-        Minted m;
-        m.uuid = uuid;
-        m.token = std::move(*(*tokens)[i]);
-        m.jenkins_expires_ms = opt_int(j, "jenkins_expires_ms");
-        m.jenkins_expires = str(j, "jenkins_expires");
-        r.minted = std::move(m);
-      }
-    }
-    out.items.push_back(std::move(r));
-  }
-  co_return out;
+  co_return read_mint_answer(*answer, items.size(), client.name());
 }
 
-boost::asio::awaitable<net::Result<ListAnswer>>
-list(net::Client& client, std::span<const std::string> users)
+net::Result<ListAnswer>
+read_list_answer(std::string_view output, std::span<const std::string> users,
+                 const std::string& controller)
 {
-  nlohmann::json input = { { "users", nlohmann::json::array() } };
-  for (const auto& u : users) {
-    input["users"].push_back(u);
-  }
-  auto answer = co_await post_script(client, "list", input, true, k_script_body_limit);
-  if (!answer) {
-    co_return answer.error();
-  }
-  auto doc = decode_output(answer->text(), client.name());
+  auto doc = decode_output(output, controller);
   if (!doc) {
-    co_return doc.error();
+    return doc.error();
   }
-  auto clock = read_clock(*doc, client);
+  auto clock = read_clock(*doc, controller);
   if (!clock) {
-    co_return clock.error();
+    return clock.error();
   }
   ListAnswer out;
   out.clock = *clock;
@@ -238,12 +241,12 @@ list(net::Client& client, std::span<const std::string> users)
   }
   const auto it = doc->find("users");
   if (it == doc->end() || !it->is_array() || it->size() != users.size()) {
-    co_return bad_output(client, "the list answer does not have one entry per user");
+    return bad_output(controller, "the list answer does not have one entry per user");
   }
   for (std::size_t i = 0; i < users.size(); ++i) {
     const auto& j = (*it)[i];
     if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
-      co_return bad_output(client, "the list answer's users are out of order");
+      return bad_output(controller, "the list answer's users are out of order");
     }
     UserTokens u;
     u.user = users[i];
@@ -251,7 +254,7 @@ list(net::Client& client, std::span<const std::string> users)
     if (const auto t = j.find("tokens"); !u.error && t != j.end() && t->is_array()) {
       for (const auto& tj : *t) {
         if (!tj.is_object()) {
-          co_return bad_output(client, "the list answer holds a token that is not an object");
+          return bad_output(controller, "the list answer holds a token that is not an object");
         }
         TokenInfo info;
         info.uuid = str(tj, "uuid");
@@ -271,7 +274,61 @@ list(net::Client& client, std::span<const std::string> users)
     }
     out.users.push_back(std::move(u));
   }
-  co_return out;
+  return out;
+}
+
+boost::asio::awaitable<net::Result<ListAnswer>>
+list(net::Client& client, std::span<const std::string> users)
+{
+  nlohmann::json input = { { "users", nlohmann::json::array() } };
+  for (const auto& u : users) {
+    input["users"].push_back(u);
+  }
+  auto answer = co_await post_script(client, "list", input, true, k_script_body_limit);
+  if (!answer) {
+    co_return answer.error();
+  }
+  co_return read_list_answer(answer->text(), users, client.name());
+}
+
+net::Result<RevokeAnswer>
+read_revoke_answer(std::string_view output, std::size_t count, const std::string& controller)
+{
+  auto doc = decode_output(output, controller);
+  if (!doc) {
+    return doc.error();
+  }
+  auto clock = read_clock(*doc, controller);
+  if (!clock) {
+    return clock.error();
+  }
+  const auto it = doc->find("items");
+  if (it == doc->end() || !it->is_array() || it->size() != count) {
+    return bad_output(controller, "the revoke answer does not have one item per request item");
+  }
+  RevokeAnswer out;
+  out.clock = *clock;
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& j = (*it)[i];
+    RevokeResult r;
+    if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
+      return bad_output(controller, "the revoke answer's items are out of order");
+    }
+    r.error = read_item_error(j);
+    const auto outcome = str(j, "outcome");
+    if (r.error) {
+      r.outcome = RevokeOutcome::failed;
+    } else if (outcome == "revoked") {
+      r.outcome = RevokeOutcome::revoked;
+    } else if (outcome == "not_found") {
+      r.outcome = RevokeOutcome::not_found;
+    } else {
+      r.outcome = RevokeOutcome::failed;
+      r.error = ItemError{ "missing", "no outcome for this item" };
+    }
+    out.items.push_back(std::move(r));
+  }
+  return out;
 }
 
 boost::asio::awaitable<net::Result<RevokeAnswer>>
@@ -289,38 +346,7 @@ revoke(net::Client& client, Variant variant, std::span<const RevokeItem> items)
   if (!answer) {
     co_return answer.error();
   }
-  auto doc = decode_output(answer->text(), client.name());
-  if (!doc) {
-    co_return doc.error();
-  }
-  auto clock = read_clock(*doc, client);
-  if (!clock) {
-    co_return clock.error();
-  }
-  const auto it = doc->find("items");
-  if (it == doc->end() || !it->is_array() || it->size() != items.size()) {
-    co_return bad_output(client, "the revoke answer does not have one item per request item");
-  }
-  RevokeAnswer out;
-  out.clock = *clock;
-  for (std::size_t i = 0; i < items.size(); ++i) {
-    const auto& j = (*it)[i];
-    RevokeResult r;
-    r.error = read_item_error(j);
-    const auto outcome = str(j, "outcome");
-    if (r.error) {
-      r.outcome = RevokeOutcome::failed;
-    } else if (outcome == "revoked") {
-      r.outcome = RevokeOutcome::revoked;
-    } else if (outcome == "not_found") {
-      r.outcome = RevokeOutcome::not_found;
-    } else {
-      r.outcome = RevokeOutcome::failed;
-      r.error = ItemError{ "missing", "no outcome for this item" };
-    }
-    out.items.push_back(std::move(r));
-  }
-  co_return out;
+  co_return read_revoke_answer(answer->text(), items.size(), client.name());
 }
 
 boost::asio::awaitable<net::Result<void>>
@@ -358,7 +384,7 @@ verify(net::Client& client, const std::string& user, const crypto::SecretBytes& 
   }
   const auto doc = nlohmann::json::parse(answer->text(), nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) {
-    co_return bad_output(client, "/whoAmI/api/json did not answer JSON");
+    co_return bad_output(client.name(), "/whoAmI/api/json did not answer JSON");
   }
   // whoAmI answers anonymous requests too: only the name proves the token worked.
   const auto name = str(doc, "name");
@@ -370,7 +396,8 @@ verify(net::Client& client, const std::string& user, const crypto::SecretBytes& 
     return s;
   };
   if (fold(name) != fold(user)) {
-    co_return bad_output(client, fmt::format("/whoAmI named \"{}\", not \"{}\"", name, user));
+    co_return bad_output(client.name(),
+                         fmt::format("/whoAmI named \"{}\", not \"{}\"", name, user));
   }
   co_return net::Result<void>{};
 }

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // Batched token operations through the script console (DESIGN §2, §2.3): mint, list and
@@ -18,7 +19,8 @@
 // revoke.groovy); their one input is a base64 JSON literal.
 namespace net {
 class Client;
-}
+struct Response;
+} // namespace net
 
 namespace jenkins {
 
@@ -134,7 +136,8 @@ struct RevokeAnswer
 
 // Mints one token per item in one script call. A mint is not idempotent: a lost
 // answer is outcome_unknown (the engine then lists by name). Errors: net failures,
-// script_error, bad_output (including a token line that is not "11" + 32 hex).
+// script_error, bad_output (a token line that is not "11" + 32 hex, or an item whose
+// uuid, error and token line disagree: some token may be unaccounted for).
 boost::asio::awaitable<net::Result<MintAnswer>> mint(net::Client& client, Variant variant,
                                                      std::span<const MintItem> items);
 
@@ -145,6 +148,20 @@ boost::asio::awaitable<net::Result<ListAnswer>> list(net::Client& client,
 // Revokes tokens by uuid in one script call (idempotent: an unknown uuid is not_found).
 boost::asio::awaitable<net::Result<RevokeAnswer>> revoke(net::Client& client, Variant variant,
                                                          std::span<const RevokeItem> items);
+
+// Decodes a mint script's answer for `count` items: the tokens go straight from the
+// body into SecretBytes. Errors as for mint(); `controller` names the place.
+net::Result<MintAnswer> read_mint_answer(const net::Response& answer, std::size_t count,
+                                         const std::string& controller);
+
+// Decodes a list script's answer for `users`. Errors: script_error, bad_output.
+net::Result<ListAnswer> read_list_answer(std::string_view output,
+                                         std::span<const std::string> users,
+                                         const std::string& controller);
+
+// Decodes a revoke script's answer for `count` items. Errors: script_error, bad_output.
+net::Result<RevokeAnswer> read_revoke_answer(std::string_view output, std::size_t count,
+                                             const std::string& controller);
 
 // GET /whoAmI/api/json as user:token: ok only for 200 with `name` equal to the user
 // (whoAmI also answers anonymous requests). Errors: auth (refused), http_status 500

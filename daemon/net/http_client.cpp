@@ -80,6 +80,20 @@ fail(FailureKind kind, std::string message, int status = 0)
   return Failure{ kind, status, std::move(message) };
 }
 
+http::verb
+verb_of(Method m)
+{
+  switch (m) {
+    case Method::get:
+      return http::verb::get;
+    case Method::post:
+      return http::verb::post;
+    case Method::put:
+      return http::verb::put;
+  }
+  return http::verb::get;
+}
+
 bool
 is_ip_literal(const std::string& host)
 {
@@ -96,6 +110,39 @@ secure_wipe(void* data, std::size_t size) noexcept
   if (data != nullptr && size > 0) {
     OPENSSL_cleanse(data, size);
   }
+}
+
+bool
+is_framing_header(std::string_view name)
+{
+  static constexpr std::string_view k_framing[] = {
+    "host",    "content-length", "transfer-encoding", "connection", "keep-alive", "te",
+    "trailer", "upgrade"
+  };
+  return std::any_of(std::begin(k_framing), std::end(k_framing),
+                     [&](std::string_view f) { return beast::iequals(f, name); });
+}
+
+Result<std::pair<std::string, std::string>>
+split_url(const std::string& url)
+{
+  // A fragment never leaves the client (RFC 9110 §4.2.4), so it is allowed and dropped.
+  const auto parsed = boost::urls::parse_uri(url);
+  if (!parsed || (parsed->scheme() != "https" && parsed->scheme() != "http") ||
+      !parsed->has_authority() || parsed->encoded_host().empty()) {
+    return fail(FailureKind::unreachable,
+                fmt::format("url {}: expected an absolute http(s) URL", url));
+  }
+  std::string base = fmt::format("{}://{}/", parsed->scheme(), parsed->encoded_host_and_port());
+  std::string target(parsed->encoded_path());
+  if (target.starts_with('/')) {
+    target.erase(0, 1);
+  }
+  if (parsed->has_query()) {
+    target += '?';
+    target += parsed->encoded_query();
+  }
+  return std::pair{ std::move(base), std::move(target) };
 }
 
 const char*
@@ -286,12 +333,14 @@ struct Client::Impl
 
   BeastRequest build(const Request& r) const
   {
-    BeastRequest req{ r.method == Method::post ? http::verb::post : http::verb::get,
-                      prefix + r.target, 11 };
+    BeastRequest req{ verb_of(r.method), prefix + r.target, 11 };
     req.set(http::field::host, host_header);
     req.set(http::field::user_agent, "jenkins-token-rotator/" JTR_VERSION);
-    req.set(http::field::authorization,
-            r.authorization ? std::string_view(*r.authorization) : std::string_view(authorization));
+    if (r.authorization) {
+      req.set(http::field::authorization, std::string_view(*r.authorization));
+    } else if (!authorization.empty()) {
+      req.set(http::field::authorization, std::string_view(authorization));
+    }
     req.keep_alive(true);
     if (!crumb.empty()) {
       req.set(crumb_field, crumb);
@@ -299,10 +348,15 @@ struct Client::Impl
     if (!cookie.empty()) {
       req.set(http::field::cookie, cookie);
     }
-    if (r.method == Method::post) {
+    if (r.method != Method::get) {
       req.set(http::field::content_type, r.content_type);
       req.body() = r.body;
       req.prepare_payload();
+    }
+    for (const auto& h : r.headers) {
+      if (!is_framing_header(h.name)) {
+        req.set(h.name, std::string_view(h.value));
+      }
     }
     return req;
   }
@@ -523,11 +577,25 @@ struct Client::Impl
     const std::string reason(res.reason());
     if (status >= 300 && status < 400) {
       const std::string location(res[http::field::location]);
+      if (!options.jenkins) {
+        // Following would send the body (and the caller's headers) somewhere the
+        // config never named.
+        return fail(FailureKind::redirect,
+                    fmt::format("{}: {} redirects ({}) to {}: not followed; point url there",
+                                options.name, url, status,
+                                location.empty() ? "nowhere (no Location)" : location),
+                    status);
+      }
       return fail(FailureKind::redirect,
                   fmt::format("{}: {} redirects ({}) to {}: is a login page (SSO) in front of "
                               "Jenkins? Point url at Jenkins itself",
                               options.name, url, status,
                               location.empty() ? "nowhere (no Location)" : location),
+                  status);
+    }
+    if (!options.jenkins) {
+      return fail(FailureKind::http_status,
+                  fmt::format("{}: {} answered HTTP {} {}", options.name, url, status, reason),
                   status);
     }
     if (status == 401) {
@@ -633,9 +701,9 @@ struct Client::Impl
           co_return out;
         }
         const auto& body = res.body();
-        const bool crumb_missing =
-          status == 403 && std::search(body.begin(), body.end(), k_crumb_text.begin(),
-                                       k_crumb_text.end()) != body.end();
+        const bool crumb_missing = options.jenkins && status == 403 &&
+                                   std::search(body.begin(), body.end(), k_crumb_text.begin(),
+                                               k_crumb_text.end()) != body.end();
         // The CrumbFilter rejects before the script console runs, so a retry after a
         // crumb failure is safe even for a mint; once only, then it is a real 403.
         if (crumb_missing && !crumb_retried) {
@@ -778,6 +846,11 @@ Client::create(asio::any_io_executor executor, ClientOptions options)
     }
   }
 
+  if (o.admin_user.empty()) {
+    o.admin_token.clear();
+    o.admin_token.shrink_to_fit();
+    return std::unique_ptr<Client>(new Client(std::move(impl)));
+  }
   // Preemptive Basic auth: Jenkins answers anonymous requests with 403, never with a
   // challenge (reference §1.5). The plain pair lives only in wiped buffers.
   WipedString pair;

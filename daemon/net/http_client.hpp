@@ -12,9 +12,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
-// An HTTPS client for one Jenkins controller. Plain header on purpose: Beast and
-// OpenSSL stay in http_client.cpp (DESIGN §11: each Beast TU costs ~30 s to build).
+// An HTTPS client for one Jenkins controller, or (jenkins = false) for one plain HTTPS
+// endpoint such as an http sink. Plain header on purpose: Beast and OpenSSL stay in
+// http_client.cpp (DESIGN §11: each Beast TU costs ~30 s to build).
 namespace net {
 
 struct RetryPolicy
@@ -26,10 +29,13 @@ struct RetryPolicy
 
 struct ClientOptions
 {
-  std::string name;       // the controller's name, for messages
-  std::string url;        // base URL, http(s)://host[:port]/prefix/
-  std::string admin_user; // preemptive Basic auth (Jenkins sends no WWW-Authenticate)
-  WipedString admin_token;
+  std::string name;        // the controller's name, for messages
+  std::string url;         // base URL, http(s)://host[:port]/prefix/
+  std::string admin_user;  // preemptive Basic auth (Jenkins sends no WWW-Authenticate);
+  WipedString admin_token; // empty admin_user: no Authorization header of our own
+  // Jenkins conventions: refetch a crumb on the CrumbFilter's 403, and explain 401, 403
+  // and 3xx in terms of admin_user and SSO pages. Off for endpoints that are not Jenkins.
+  bool jenkins = true;
   std::string ca_file;                        // empty: the system store
   bool allow_http = false;                    // the config allowed http (loopback or insecure_http)
   std::chrono::milliseconds timeout{ 30000 }; // deadline of each step
@@ -44,7 +50,16 @@ struct ClientOptions
 enum class Method
 {
   get,
-  post
+  post,
+  put
+};
+
+// A header a caller adds to one request. The value may be a credential (an http sink's
+// `Authorization` from `${file:}`): it is wiped when released and never logged.
+struct Header
+{
+  std::string name;
+  WipedString value;
 };
 
 struct Request
@@ -60,6 +75,9 @@ struct Request
   // Replaces the admin's Authorization header (verifying a new token as its user).
   // Wiped when released; such a request never fetches a crumb for the admin.
   std::optional<WipedString> authorization;
+  // Set after ours, replacing a header of the same name (Content-Type, Authorization).
+  // Names for which is_framing_header() holds are skipped: the client owns framing.
+  std::vector<Header> headers;
 
   // An idempotent GET of `target`.
   static Request get(std::string target)
@@ -94,6 +112,16 @@ struct Response
 // Reads an admin token file: the first line, trailing CR/LF stripped. The value is
 // never logged; errors name the file only.
 util::Result<WipedString> read_token_file(const std::string& path);
+
+// True for the headers that frame a message or its connection (Host, Content-Length,
+// Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade), any case: the client
+// sets them itself, so a caller's are skipped and a config should refuse them.
+bool is_framing_header(std::string_view name);
+
+// Splits an absolute http(s) URL into the base URL a Client takes
+// ("https://host:port/") and a Request target (path and query, without the leading
+// '/'), so one Client can send to exactly that URL. Errors name the URL.
+Result<std::pair<std::string, std::string>> split_url(const std::string& url);
 
 class Client
 {

@@ -2,6 +2,7 @@
 
 #include "sinks/exec_sink.hpp"
 #include "sinks/file_sink.hpp"
+#include "sinks/http_sink.hpp"
 
 #include <fmt/core.h>
 #include <sodium.h>
@@ -83,19 +84,23 @@ config_hash(const config::Sink& config)
 }
 
 util::Result<std::unique_ptr<Sink>>
-make_sink(const config::Sink& config)
+make_sink(const config::Sink& config, boost::asio::any_io_executor executor)
 {
   switch (config.type) {
     case config::SinkType::file:
       return std::unique_ptr<Sink>(std::make_unique<FileSink>(config));
     case config::SinkType::exec:
       return std::unique_ptr<Sink>(std::make_unique<ExecSink>(config));
-    case config::SinkType::http:
-      break;
+    case config::SinkType::http: {
+      auto sink = HttpSink::create(config, std::move(executor));
+      if (!sink) {
+        return sink.error();
+      }
+      return std::unique_ptr<Sink>(std::move(*sink));
+    }
   }
-  return util::make_error(
-    "unsupported",
-    fmt::format("{}: http sinks are not available in this build yet", config.mark.to_string()));
+  return util::make_error("internal",
+                          fmt::format("{}: unknown sink type", config.mark.to_string()));
 }
 
 } // namespace sinks

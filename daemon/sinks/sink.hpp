@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 #include "util/error.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <cstdint>
@@ -67,9 +68,11 @@ private:
   std::string m_config_hash;
 };
 
-// Makes the sink a config entry describes. Errors (kind "unsupported") for a type
-// this build cannot deliver to yet: http arrives with net/ and will take its client here.
-util::Result<std::unique_ptr<Sink>> make_sink(const config::Sink& config);
+// Makes the sink a config entry describes. An http sink keeps a net::Client on
+// `executor` (the daemon's io_context), which must outlive it; without an executor an
+// http sink is an error (kind "internal"). Other errors name the config mark.
+util::Result<std::unique_ptr<Sink>> make_sink(const config::Sink& config,
+                                              boost::asio::any_io_executor executor = {});
 
 // A stable hex SHA-256 of what decides where and to whom an envelope goes: type,
 // recipients, path, command, url, method, header names and the SHA-256 of each header

@@ -4,6 +4,7 @@ import base64
 import datetime
 import json
 import os
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -155,6 +156,26 @@ class OnceTest(unittest.TestCase):
         for t in tokens:
             for b in blobs:
                 self.assertNotIn(t, b)
+
+    def test_the_audit_log_keeps_audit_retention_of_history(self):
+        self.outputs = []
+        with open(self.config) as f:
+            text = f.read()
+        with open(self.config, "w") as f:
+            f.write(text.replace("state_dir:", "audit_retention: 2s\nstate_dir:", 1))
+        self.assertEqual(self.once().returncode, 0)
+        db = os.path.join(self.state, "state.db")
+        with sqlite3.connect("file:%s?mode=ro" % db, uri=True) as c:
+            first_events = c.execute("SELECT count(*), max(time) FROM audit").fetchone()
+        self.assertGreater(first_events[0], 3)
+        time.sleep(3.2)
+        start = int(time.time())
+        self.assertEqual(self.once("--force").returncode, 0)
+        with sqlite3.connect("file:%s?mode=ro" % db, uri=True) as c:
+            oldest, count = c.execute("SELECT min(time), count(*) FROM audit").fetchone()
+        # Everything of the first pass is gone; the second pass's entries stay.
+        self.assertGreaterEqual(oldest, start - 2)
+        self.assertGreater(count, 3)
 
     def test_a_second_once_refuses_while_the_first_holds_the_state(self):
         self.outputs = []

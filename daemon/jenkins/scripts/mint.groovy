@@ -33,9 +33,11 @@ input.items.eachWithIndex { item, i ->
                 r.message = 'the user has no API token property'
             } else if (input.variant == 'expiring') {
                 // Jenkins' expiry is a local day, valid through its end: take the day
-                // that holds the target instant, so the token outlives the target.
+                // that holds the last millisecond before the target, so the token lives
+                // until the target and at most one day more (a target at midnight ends
+                // right there, not a day later).
                 def target = Instant.ofEpochMilli((long) item.expires_ms)
-                LocalDate day = target.atZone(zone).toLocalDate()
+                LocalDate day = target.minusMillis(1).atZone(zone).toLocalDate()
                 def t = prop.generateNewToken((String) item.name, day)
                 def end = day.plusDays(1).atStartOfDay(zone)
                 r.uuid = t.tokenUuid
@@ -50,8 +52,14 @@ input.items.eachWithIndex { item, i ->
             } else {
                 def t = prop.tokenStore.generateNewToken((String) item.name)
                 // Before 2.260 the store does not save the user: without this the
-                // token is gone after a restart.
-                user.save()
+                // token is gone after a restart. A failed save takes the token back, so
+                // an item that reports an error leaves no token behind.
+                try {
+                    user.save()
+                } catch (Throwable e) {
+                    prop.tokenStore.revokeToken(t.tokenUuid)
+                    throw e
+                }
                 r.uuid = t.tokenUuid
                 out.println('JTR-TOKEN:' + i + ':' + t.plainValue)
             }

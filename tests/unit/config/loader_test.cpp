@@ -322,6 +322,40 @@ recipients:
     CHECK(msg.find("s3cret") == std::string::npos);
   }
 
+  TEST_CASE("http sink headers the sink sets itself are refused; values are never shown")
+  {
+    Files f;
+    const std::string file_sink = "      - {type: file, path: /tmp/t.json, recipients: [deploy]}\n";
+    const auto msg = errors_of(
+      f,
+      replace(k_base, file_sink,
+              "      - {type: http, url: https://v.example/, recipients: [deploy],\n"
+              "         headers: {Host: evil.example, idempotency-key: s3cret-fixed, X-Ok: a}}\n"));
+    CHECK(msg == "c.yaml:14:20: users[0].sinks[0].headers: expected a header the sink does not set "
+                 "itself, found \"Host\"\n"
+                 "c.yaml:14:40: users[0].sinks[0].headers: expected a header the sink does not set "
+                 "itself, found \"idempotency-key\"");
+    CHECK(msg.find("s3cret") == std::string::npos);
+  }
+
+  TEST_CASE("a header's ${file:} that is missing or unreadable is an error without content")
+  {
+    Files f;
+    const std::string file_sink = "      - {type: file, path: /tmp/t.json, recipients: [deploy]}\n";
+    const auto with = [&](const std::string& path) {
+      return replace(k_base, file_sink,
+                     "      - {type: http, url: https://v.example/, recipients: [deploy],\n"
+                     "         headers: {Authorization: \"Bearer ${file:" +
+                       path + "}\"}}\n");
+    };
+    CHECK(errors_of(f, with("@DIR@/missing-token")) ==
+          f.sub("c.yaml:14:35: users[0].sinks[0].headers.Authorization: "
+                "${file:@DIR@/missing-token}: cannot be read: No such file or directory"));
+    CHECK(errors_of(f, with("@DIR@")) ==
+          f.sub("c.yaml:14:35: users[0].sinks[0].headers.Authorization: ${file:@DIR@}: expected a "
+                "regular file"));
+  }
+
   TEST_CASE("files that others could rewrite are refused: config, recipient keys, exec hooks")
   {
     Files f;

@@ -470,3 +470,62 @@ TEST_SUITE("net::read_token_file")
     CHECK(std::all_of(body.begin(), body.end(), [](char c) { return c == 0; }));
   }
 }
+
+TEST_SUITE("net::Client for endpoints that are not Jenkins")
+{
+  TEST_CASE("no admin_user: no Authorization of ours; a PUT carries the caller's headers")
+  {
+    asio::io_context ioc;
+    TestServer server(ioc, [](const Seen&, int) {
+      return Reply{ http_reply(403, "No valid crumb was included in the request") };
+    });
+    auto o = options_for(http_url(server));
+    o.admin_user.clear();
+    o.admin_token.clear();
+    o.jenkins = false;
+    auto client = make_client(ioc, o);
+    net::Request r;
+    r.method = net::Method::put;
+    r.target = "v1/x?y=1";
+    r.content_type = "application/json";
+    r.body = "{}";
+    r.headers = { { "X-Api-Key", "k1" }, { "Content-Length", "999" }, { "host", "evil" } };
+    auto res = one(ioc, *client, r);
+    REQUIRE_FALSE(res.has_value());
+    // Not Jenkins: a 403 is a plain status, and no crumb is fetched.
+    CHECK(res.error().kind == net::FailureKind::http_status);
+    CHECK(res.error().status == 403);
+    REQUIRE(server.seen.size() == 1);
+    const auto& s = server.seen[0];
+    CHECK(s.method == "PUT");
+    CHECK(s.target == "/v1/x?y=1");
+    CHECK(s.body == "{}");
+    CHECK(s.headers.count("authorization") == 0);
+    CHECK(s.headers.at("x-api-key") == "k1");
+    CHECK(s.headers.at("content-length") == "2");
+    CHECK(s.headers.at("host") == fmt::format("127.0.0.1:{}", server.port()));
+  }
+
+  TEST_CASE("split_url gives the base and the target with its query")
+  {
+    auto s = net::split_url("https://secrets.internal:8443/v1/jenkins/svc?env=prod#frag");
+    REQUIRE(s.has_value());
+    CHECK(s->first == "https://secrets.internal:8443/");
+    CHECK(s->second == "v1/jenkins/svc?env=prod");
+    s = net::split_url("http://[::1]/");
+    REQUIRE(s.has_value());
+    CHECK(s->first == "http://[::1]/");
+    CHECK(s->second == "");
+    CHECK_FALSE(net::split_url("ftp://x/").has_value());
+    CHECK_FALSE(net::split_url("/relative").has_value());
+  }
+
+  TEST_CASE("framing headers are recognised in any case")
+  {
+    CHECK(net::is_framing_header("Content-Length"));
+    CHECK(net::is_framing_header("TRANSFER-ENCODING"));
+    CHECK(net::is_framing_header("host"));
+    CHECK_FALSE(net::is_framing_header("Authorization"));
+    CHECK_FALSE(net::is_framing_header("Hosts"));
+  }
+}

@@ -1,3 +1,5 @@
+#include "config/expand.hpp"
+#include "net/test_server.hpp"
 #include "sinks/exec_sink.hpp"
 #include "sinks/file_sink.hpp"
 #include "test_support.hpp"
@@ -17,6 +19,8 @@ namespace {
 // What a minted Jenkins token looks like ("11" + 32 hex); it exists only here and,
 // sealed, inside the envelope's ciphertext.
 constexpr const char* k_token = "11c0ffee5ec4e7deadbeef0123456789ab";
+// The http sink's credential, read through ${file:} as the config would.
+constexpr const char* k_header_secret = "hv-7f3e9c21a0b4d8e6";
 
 struct Sealed
 {
@@ -79,7 +83,7 @@ open_sealed(const Sealed& s, const std::string& envelope_json)
 
 TEST_SUITE("sinks: secrets")
 {
-  TEST_CASE("no written file nor log line holds the token, and logs never the full ciphertext")
+  TEST_CASE("no written file, request head nor log line holds the token or the header secret")
   {
     TempDir d;
     const auto s = seal_token();
@@ -102,14 +106,75 @@ TEST_SUITE("sinks: secrets")
     ec.command = { passing };
     ExecSink exec_ok(ec);
 
+    // The http sink: its header file and CA live outside d, which holds only what the
+    // sinks wrote and the hooks. The server answers 200, then 500, then 404.
+    TempDir inputs;
+    write_file(inputs / "http-token", std::string(k_header_secret) + "\n", 0600);
+    auto header = config::expand("Bearer ${file:" + (inputs / "http-token") + "}");
+    REQUIRE(header.has_value());
+    boost::asio::io_context ioc;
+    const auto cert = test_net::make_certificate("IP:127.0.0.1");
+    test_net::TestServer server(
+      ioc,
+      [](const test_net::Seen&, int i) {
+        return test_net::Reply{ test_net::http_reply(i == 1   ? 200
+                                                     : i == 2 ? 500
+                                                              : 404,
+                                                     "echo: Bearer hv-7f3e9c21a0b4d8e6") };
+      },
+      &cert);
+    config::Sink hc;
+    hc.type = config::SinkType::http;
+    hc.url = fmt::format("https://127.0.0.1:{}/v1/jenkins/svc-deploy", server.port());
+    hc.ca_file = inputs / "ca.pem";
+    write_file(hc.ca_file, cert.cert_pem);
+    hc.headers = { { "Authorization", *header } };
+    auto http = make_sink(hc, ioc.get_executor());
+    REQUIRE(http.has_value());
+    const auto deliver_http = [&] {
+      std::optional<Outcome> out;
+      boost::asio::co_spawn(ioc, (*http)->deliver(delivery), [&](std::exception_ptr e, Outcome o) {
+        if (e) {
+          std::rethrow_exception(e);
+        }
+        out = std::move(o);
+        ioc.stop();
+      });
+      ioc.restart();
+      ioc.run();
+      REQUIRE(out.has_value());
+      return *out;
+    };
+
     LogCapture logs;
     std::vector<Outcome> outcomes;
     outcomes.push_back(run_delivery(file, delivery));
     outcomes.push_back(run_delivery(exec_fail, delivery));
     outcomes.push_back(run_delivery(exec_ok, delivery));
+    outcomes.push_back(deliver_http());
+    outcomes.push_back(deliver_http());
+    outcomes.push_back(deliver_http());
     CHECK(outcomes[0].status == Status::ok);
     CHECK(outcomes[1].status == Status::retryable);
     CHECK(outcomes[2].status == Status::ok);
+    CHECK(outcomes[3].status == Status::ok);
+    CHECK(outcomes[4].status == Status::retryable);
+    CHECK(outcomes[5].status == Status::rejected);
+
+    // The server got the envelope as the body and the secret only as the header.
+    REQUIRE(server.seen.size() == 3);
+    for (const auto& seen : server.seen) {
+      CHECK(seen.body == delivery.envelope_json);
+      CHECK(open_sealed(s, seen.body) == k_token);
+      CHECK(seen.headers.at("authorization") == std::string("Bearer ") + k_header_secret);
+      CHECK(seen.head.find(k_token) == std::string::npos);
+      const auto line = std::string("Authorization: Bearer ") + k_header_secret + "\r\n";
+      const auto at = seen.head.find(line);
+      REQUIRE(at != std::string::npos);
+      auto rest = seen.head;
+      rest.erase(at, line.size());
+      CHECK(rest.find(k_header_secret) == std::string::npos);
+    }
 
     // The envelopes written really carry the token, sealed: the search below has
     // something to miss.
@@ -132,11 +197,14 @@ TEST_SUITE("sinks: secrets")
     const auto log_text = logs.joined();
     CHECK(logs.lines().size() == 2);
     CHECK(log_text.find(k_token) == std::string::npos);
+    CHECK(log_text.find(k_header_secret) == std::string::npos);
     CHECK(log_text.find(s.ciphertext) == std::string::npos);
     CHECK(log_text.find("base64 characters redacted") != std::string::npos);
     // The rest of the echoed envelope is still there to debug a hook with.
     CHECK(log_text.find("rotator-5f2a9c1e-000042") != std::string::npos);
     for (const auto& o : outcomes) {
+      INFO(o.message);
+      CHECK(o.message.find(k_header_secret) == std::string::npos);
       CHECK(o.message.find(k_token) == std::string::npos);
       CHECK(o.message.find(s.ciphertext) == std::string::npos);
     }

@@ -1,5 +1,6 @@
 #include "sinks/sink.hpp"
 
+#include <boost/asio/io_context.hpp>
 #include <doctest/doctest.h>
 
 using namespace sinks;
@@ -82,7 +83,7 @@ TEST_SUITE("sinks::config_hash")
 
 TEST_SUITE("sinks::make_sink")
 {
-  TEST_CASE("makes file and exec sinks and refuses http until net/ exists")
+  TEST_CASE("makes file, exec and http sinks; an http sink needs an executor")
   {
     config::Sink f;
     f.type = config::SinkType::file;
@@ -101,10 +102,16 @@ TEST_SUITE("sinks::make_sink")
 
     auto c = http_config();
     c.mark = config::Mark{ "config.yaml", 12, 9 };
-    auto hs = make_sink(c);
-    REQUIRE_FALSE(hs.has_value());
-    CHECK(hs.error().kind == "unsupported");
-    CHECK(hs.error().message.find("config.yaml:12:9") != std::string::npos);
-    CHECK(hs.error().message.find("s3cr3t") == std::string::npos);
+    boost::asio::io_context io;
+    auto hs = make_sink(c, io.get_executor());
+    REQUIRE(hs.has_value());
+    CHECK((*hs)->describe() == "http https://secrets.internal/v1/jenkins/svc-deploy");
+    CHECK((*hs)->config_hash() == config_hash(c));
+
+    auto none = make_sink(c);
+    REQUIRE_FALSE(none.has_value());
+    CHECK(none.error().kind == "internal");
+    CHECK(none.error().message.find("config.yaml:12:9") != std::string::npos);
+    CHECK(none.error().message.find("s3cr3t") == std::string::npos);
   }
 }

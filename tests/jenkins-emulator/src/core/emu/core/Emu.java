@@ -72,6 +72,24 @@ public final class Emu {
         synchronized (events) { return new ArrayList<>(events); }
     }
 
+    /**
+     * Test-only: when the JVM runs with -Demu.recordTokens=FILE, appends each minted plain
+     * token to FILE (one a line), so a test can look for every value in what the daemon
+     * printed and wrote. Scripts cannot see this class.
+     */
+    public static synchronized void recordPlainToken(String plain) {
+        String file = System.getProperty("emu.recordTokens");
+        if (file == null || file.isEmpty()) {
+            return;
+        }
+        try {
+            Files.write(new File(file).toPath(), (plain + "\n").getBytes(StandardCharsets.UTF_8),
+                    java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        } catch (IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     // ---- helpers
     public static String sha256Hex(String s) {
         return hex(sha256(s.getBytes(StandardCharsets.UTF_8)));

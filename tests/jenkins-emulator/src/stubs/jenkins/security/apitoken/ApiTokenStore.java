@@ -54,6 +54,7 @@ public class ApiTokenStore {
         String secret = Emu.hex(random);
         String plain = HASH_VERSION + secret;
         HashValue value = new HashValue(HASH_VERSION, Emu.sha256Hex(secret));
+        Emu.recordPlainToken(plain);
 //#if V>=2.548
         HashedToken t = HashedToken.buildNew(name, value, expirationDate);
 //#else

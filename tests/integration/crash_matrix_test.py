@@ -1,0 +1,141 @@
+"""Crash matrix (issue 10): `once` aborts at every named step of a rotation; the next
+`once` must leave every slot with exactly one current token that authenticates and is in
+every sink, no token of ours in Jenkins the state does not account for, and no old token
+revoked before its successor reached every sink (DESIGN §1, §2.2 "Resume after restart").
+
+Needs a binary built with -DJTR_CRASH_POINTS=ON (the sanitizer CI build); skipped with a
+message otherwise. A release binary must have no crash points at all: checked against the
+CMake cache of the build the binary comes from.
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import unittest
+
+from emulator import Emulator
+from rotation_rig import BIN, Rig, binary_has_crash_points
+
+# The first visit of each point: between_sinks is visited after each sink that took the
+# token, so it stops right after the file sink of the first slot.
+POINTS = [
+    "after_planning",
+    "after_mint_answer",
+    "between_batch_items",
+    "after_minted",
+    "after_verify",
+    "between_sinks",
+    "before_commit",
+    "after_commit",
+    "mid_prune",
+]
+USERS = ["a", "b"]  # batch_size 2: one batch of two, so between_batch_items is visited
+
+
+def build_cache_option(binary, option):
+    """The value of a CMake cache option for the build tree holding ``binary``, or None."""
+    d = os.path.dirname(os.path.abspath(binary))
+    for _ in range(3):
+        cache = os.path.join(d, "CMakeCache.txt")
+        if os.path.exists(cache):
+            with open(cache) as f:
+                for line in f:
+                    m = re.match(r"^%s:[A-Z]+=(.*)$" % re.escape(option), line.strip())
+                    if m:
+                        return m.group(1)
+            return None
+        d = os.path.dirname(d)
+    return None
+
+
+class CrashPointsInBinaryTest(unittest.TestCase):
+    def test_crash_points_exist_exactly_when_the_build_asked_for_them(self):
+        has = binary_has_crash_points()
+        option = build_cache_option(BIN, "JTR_CRASH_POINTS")
+        if option is None:
+            self.skipTest("no CMakeCache.txt beside %s: cannot tell how it was built" % BIN)
+        wanted = option.upper() in ("ON", "1", "TRUE", "YES")
+        self.assertEqual(has, wanted,
+                         "JTR_CRASH_POINTS=%s but the binary %s crash points"
+                         % (option, "has" if has else "lacks"))
+        build_type = build_cache_option(BIN, "CMAKE_BUILD_TYPE") or ""
+        if not wanted and build_type != "Debug" and shutil.which("strip"):
+            # Optimised, the inert calls vanish with their names (debug info aside; at -O0
+            # the literals stay, inert).
+            with tempfile.TemporaryDirectory() as d:
+                stripped = os.path.join(d, "bin")
+                subprocess.run(["strip", "--strip-debug", "-o", stripped, BIN], check=True)
+                with open(stripped, "rb") as f:
+                    data = f.read()
+            for name in POINTS:
+                self.assertNotIn(name.encode(), data, "a release binary names %s" % name)
+
+    def test_the_matrix_covers_every_crash_point_in_the_sources(self):
+        root = os.environ.get("JTR_SOURCE_DIR",
+                              os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+        found = set()
+        for d, _, files in os.walk(os.path.join(root, "daemon")):
+            for name in files:
+                if name.endswith(".cpp"):
+                    with open(os.path.join(d, name)) as f:
+                        found |= set(re.findall(r'crash_point\("([a-z_]+)"\)', f.read()))
+        self.assertEqual(found, set(POINTS), "a crash point without a matrix case, or the reverse")
+
+
+@unittest.skipUnless(binary_has_crash_points(),
+                     "the binary has no crash points: build with -DJTR_CRASH_POINTS=ON "
+                     "(the sanitizer CI build does) to run the crash matrix")
+class CrashMatrixTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(version="2.560")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop(remove=True)
+
+    def crash_case(self, point):
+        users = ["cm-%s-%s" % (point.replace("_", ""), u) for u in USERS]
+        for u in users:
+            self.emu.create_user(u)
+        rig = Rig(self.emu, users, sinks=("file", "exec"), batch_size=2, grace="0s")
+        self.addCleanup(rig.cleanup)
+
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, rig.log())
+        rig.check_invariants(self)
+
+        r = rig.once("--force", env={"JTR_CRASH_AT": point})
+        self.assertEqual(r.returncode, -signal.SIGABRT,
+                         "%s: expected an abort, got %d\n%s" % (point, r.returncode, rig.log()))
+        self.assertIn("crash point %s reached" % point, r.stderr)
+
+        # One pass resumes what the crash left (DESIGN §2.2 "Resume after restart").
+        r = rig.once()
+        self.assertIn(r.returncode, (0, 1), rig.log())
+        rig.check_invariants(self)
+        open_attempts = rig.query("SELECT seq, state FROM attempts WHERE state IN "
+                                  "('planned', 'minted', 'verified', 'delivering')")
+        self.assertEqual(open_attempts, [], "%s: attempts left open\n%s" % (point, rig.log()))
+        # A rotation after recovery works and retires what came before.
+        r = rig.once("--force")
+        self.assertEqual(r.returncode, 0, rig.log())
+        rig.check_invariants(self)
+
+
+def _make(point):
+    def test(self):
+        self.crash_case(point)
+    test.__name__ = "test_crash_at_" + point
+    test.__doc__ = "abort at %s, then recover" % point
+    return test
+
+
+for _p in POINTS:
+    setattr(CrashMatrixTest, "test_crash_at_" + _p, _make(_p))
+
+
+if __name__ == "__main__":
+    unittest.main()
