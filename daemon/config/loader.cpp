@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -154,6 +155,56 @@ find_invalid_utf8(std::string_view s)
 struct TooManyNodes
 {};
 
+// A key path such as users[12].sinks[0].url, held as a link to its parent and spelled
+// out only when a message needs it: a 10,000-user config walks some 400,000 of them and
+// has no error. A KeyPath refers to its parent and its name: keep it no longer than them.
+class KeyPath
+{
+public:
+  // A top-level path ("controllers", "control.socket"); "" is the root.
+  KeyPath(const char* name)
+    : m_name(name)
+  {
+  }
+  KeyPath(const std::string& name)
+    : m_name(name)
+  {
+  }
+  KeyPath(std::string&&) = delete; // would outlive the string
+
+  [[nodiscard]] KeyPath child(std::string_view key) const { return KeyPath(this, key, 0, false); }
+  [[nodiscard]] KeyPath at(std::size_t index) const { return KeyPath(this, {}, index, true); }
+  [[nodiscard]] bool empty() const { return m_parent == nullptr && m_name.empty(); }
+
+  [[nodiscard]] std::string str() const
+  {
+    std::string out = m_parent == nullptr ? std::string() : m_parent->str();
+    if (m_is_index) {
+      out += fmt::format("[{}]", m_index);
+    } else {
+      if (!out.empty()) {
+        out += '.';
+      }
+      out += m_name;
+    }
+    return out;
+  }
+
+private:
+  KeyPath(const KeyPath* parent, std::string_view name, std::size_t index, bool is_index)
+    : m_parent(parent)
+    , m_name(name)
+    , m_index(index)
+    , m_is_index(is_index)
+  {
+  }
+
+  const KeyPath* m_parent = nullptr;
+  std::string_view m_name;
+  std::size_t m_index = 0;
+  bool m_is_index = false;
+};
+
 class Reader
 {
 public:
@@ -172,9 +223,9 @@ public:
     return Mark{ m_file, m.line + 1, m.column + 1 };
   }
 
-  void error(const YAML::Node& node, const std::string& path, const std::string& message)
+  void error(const YAML::Node& node, const KeyPath& path, const std::string& message)
   {
-    m_diag.add(mark(node), path, message);
+    m_diag.add(mark(node), path.str(), message);
     // An error costs far more than a visit (a formatted message): aliases that repeat
     // a mistake must hit the budget as fast as aliases that repeat valid nodes.
     m_visits += k_error_weight;
@@ -190,7 +241,7 @@ public:
 
   // Checks that `node` is a mapping whose keys are known and unique; calls `each`
   // for every known key. Returns false (after reporting) when it is not a mapping.
-  bool map(const YAML::Node& node, const std::string& path,
+  bool map(const YAML::Node& node, const KeyPath& path,
            std::initializer_list<std::string_view> known,
            const std::function<void(const std::string& key, const YAML::Node& key_node,
                                     const YAML::Node& value)>& each)
@@ -200,32 +251,36 @@ public:
       error(node, path.empty() ? "(root)" : path, "expected a mapping, found " + describe(node));
       return false;
     }
-    std::set<std::string> seen;
+    // Bit i: known key i was seen (a mapping has at most a dozen known keys).
+    std::uint32_t seen = 0;
     for (const auto& kv : node) {
       visit();
       const YAML::Node& key = kv.first;
-      const std::string child_path = path.empty() ? key.Scalar() : path + "." + key.Scalar();
+      const KeyPath child_path = path.child(key.Scalar());
       if (!key.IsScalar()) {
         error(key, path.empty() ? "(root)" : path, "expected a key, found " + describe(key));
         continue;
       }
-      if (std::find(known.begin(), known.end(), key.Scalar()) == known.end()) {
+      const auto* found = std::find(known.begin(), known.end(), key.Scalar());
+      if (found == known.end()) {
         std::vector<std::string> names(known.begin(), known.end());
         error(key, child_path,
               fmt::format("expected a known key ({}), found unknown key {}", join(names),
                           describe(key)));
         continue;
       }
-      if (!seen.insert(key.Scalar()).second) {
+      const auto bit = std::uint32_t{ 1 } << static_cast<unsigned>(found - known.begin());
+      if ((seen & bit) != 0) {
         error(key, child_path, "expected each key once, found it again");
         continue;
       }
+      seen |= bit;
       each(key.Scalar(), key, kv.second);
     }
     return true;
   }
 
-  std::optional<std::string> string(const YAML::Node& node, const std::string& path)
+  std::optional<std::string> string(const YAML::Node& node, const KeyPath& path)
   {
     visit();
     if (!node.IsScalar() || node.Scalar().empty()) {
@@ -236,7 +291,7 @@ public:
   }
 
   // A string that may hold ${ENV} and ${file:PATH}.
-  std::optional<std::string> expanded(const YAML::Node& node, const std::string& path)
+  std::optional<std::string> expanded(const YAML::Node& node, const KeyPath& path)
   {
     auto raw = string(node, path);
     if (!raw) {
@@ -251,7 +306,7 @@ public:
   }
 
   // An expanded path; a relative path is taken from the config file's directory.
-  std::optional<std::string> path(const YAML::Node& node, const std::string& key_path)
+  std::optional<std::string> path(const YAML::Node& node, const KeyPath& key_path)
   {
     auto value = expanded(node, key_path);
     if (!value) {
@@ -265,7 +320,7 @@ public:
     return value;
   }
 
-  std::optional<util::Seconds> duration(const YAML::Node& node, const std::string& path)
+  std::optional<util::Seconds> duration(const YAML::Node& node, const KeyPath& path)
   {
     visit();
     if (!node.IsScalar() || node.Scalar().empty()) {
@@ -281,7 +336,7 @@ public:
     return *d;
   }
 
-  std::optional<int> integer(const YAML::Node& node, const std::string& path, int min, int max)
+  std::optional<int> integer(const YAML::Node& node, const KeyPath& path, int min, int max)
   {
     visit();
     const auto bad = [&] {
@@ -304,7 +359,7 @@ public:
     return v;
   }
 
-  std::optional<bool> boolean(const YAML::Node& node, const std::string& path)
+  std::optional<bool> boolean(const YAML::Node& node, const KeyPath& path)
   {
     visit();
     if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
@@ -314,7 +369,7 @@ public:
     return std::nullopt;
   }
 
-  std::optional<std::string> choice(const YAML::Node& node, const std::string& path,
+  std::optional<std::string> choice(const YAML::Node& node, const KeyPath& path,
                                     std::initializer_list<std::string_view> options)
   {
     visit();
@@ -329,7 +384,7 @@ public:
   }
 
   // Calls `each` for the items of a sequence; reports anything else.
-  bool sequence(const YAML::Node& node, const std::string& path,
+  bool sequence(const YAML::Node& node, const KeyPath& path,
                 const std::function<void(std::size_t index, const YAML::Node& item)>& each)
   {
     visit();
@@ -474,9 +529,10 @@ private:
 
   void control(Config& c, const YAML::Node& node)
   {
-    m_r.map(node, "control", { "socket", "group" },
+    const KeyPath base("control");
+    m_r.map(node, base, { "socket", "group" },
             [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-              const std::string p = "control." + key;
+              const KeyPath p = base.child(key);
               if (key == "socket") {
                 if (auto s = m_r.path(v, p)) {
                   if (s->size() > k_max_socket_path) {
@@ -532,9 +588,10 @@ private:
 
   void retry(Config& c, const YAML::Node& node)
   {
-    const bool ok = m_r.map(node, "retry", { "attempts", "initial", "max" },
+    const KeyPath base("retry");
+    const bool ok = m_r.map(node, base, { "attempts", "initial", "max" },
                             [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                              const std::string p = "retry." + key;
+                              const KeyPath p = base.child(key);
                               if (key == "attempts") {
                                 set(c.retry.attempts, m_r.integer(v, p, 1, 100));
                               } else if (key == "initial") {
@@ -553,7 +610,7 @@ private:
 
   // Checks an http(s) URL: https anywhere, http only for loopback hosts or with
   // insecure_http. Returns the normalised form for duplicate detection.
-  std::optional<std::string> check_url(const YAML::Node& v, const std::string& p,
+  std::optional<std::string> check_url(const YAML::Node& v, const KeyPath& p,
                                        const std::string& url, bool insecure_http)
   {
     const auto parsed = parse_url(url);
@@ -575,8 +632,9 @@ private:
   void controllers(Config& c, const YAML::Node& node)
   {
     std::map<std::string, std::pair<std::string, int>> urls; // normalised -> (name, line)
-    m_r.sequence(node, "controllers", [&](std::size_t i, const YAML::Node& item) {
-      const std::string base = fmt::format("controllers[{}]", i);
+    const KeyPath list("controllers");
+    m_r.sequence(node, list, [&](std::size_t i, const YAML::Node& item) {
+      const KeyPath base = list.at(i);
       Controller ctl;
       ctl.mark = m_r.mark(item);
       YAML::Node url_node;
@@ -585,7 +643,7 @@ private:
         { "name", "url", "admin_user", "admin_token_file", "ca_file", "timeout", "max_concurrent",
           "batch_size", "insecure_http" },
         [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-          const std::string p = base + "." + key;
+          const KeyPath p = base.child(key);
           if (key == "name") {
             if (auto s = m_r.string(v, p)) {
               if (!is_name(*s, 64)) {
@@ -641,11 +699,11 @@ private:
         }
       }
       if (!ctl.url.empty()) {
-        if (auto norm = check_url(url_node, base + ".url", ctl.url, ctl.insecure_http)) {
+        if (auto norm = check_url(url_node, base.child("url"), ctl.url, ctl.insecure_http)) {
           const auto [it, inserted] =
             urls.emplace(*norm, std::pair(ctl.name, m_r.mark(url_node).line));
           if (!inserted) {
-            m_r.error(url_node, base + ".url",
+            m_r.error(url_node, base.child("url"),
                       fmt::format("expected a URL no other controller uses, found the URL of "
                                   "controller \"{}\" (line {})",
                                   it->second.first, it->second.second));
@@ -674,10 +732,11 @@ private:
                 "expected a mapping of name: public key file, found " + describe(node));
       return;
     }
+    const KeyPath recipients("recipients");
     for (const auto& kv : node) {
       m_r.visit();
       const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
-      const std::string p = "recipients." + name;
+      const KeyPath p = recipients.child(name);
       if (!is_name(name, 64)) {
         m_r.error(kv.first, "recipients",
                   "expected a name of letters, digits, '.', '_' or '-', found " +
@@ -704,20 +763,19 @@ private:
     }
   }
 
-  void policy(Policy& pol, const YAML::Node& node, const std::string& base, Mark& schedule_mark,
+  void policy(Policy& pol, const YAML::Node& node, const KeyPath& base, Mark& schedule_mark,
               Mark& timezone_mark, Mark& lifetime_mark)
   {
     m_r.map(node, base,
             { k_policy_keys[0], k_policy_keys[1], k_policy_keys[2], k_policy_keys[3],
               k_policy_keys[4], k_policy_keys[5], k_policy_keys[6], k_policy_keys[7] },
             [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-              policy_key(pol, key, v, base + "." + key, schedule_mark, timezone_mark,
-                         lifetime_mark);
+              policy_key(pol, key, v, base.child(key), schedule_mark, timezone_mark, lifetime_mark);
             });
   }
 
   // One key of `defaults:` or of a user's overrides.
-  void policy_key(Policy& pol, const std::string& key, const YAML::Node& v, const std::string& p,
+  void policy_key(Policy& pol, const std::string& key, const YAML::Node& v, const KeyPath& p,
                   Mark& schedule_mark, Mark& timezone_mark, Mark& lifetime_mark)
   {
     if (key == "schedule") {
@@ -760,8 +818,9 @@ private:
   {
     // (controller, folded user) -> line of its first appearance
     std::map<std::pair<std::string, std::string>, int> seen;
-    m_r.sequence(node, "users", [&](std::size_t i, const YAML::Node& item) {
-      const std::string base = fmt::format("users[{}]", i);
+    const KeyPath list("users");
+    m_r.sequence(node, list, [&](std::size_t i, const YAML::Node& item) {
+      const KeyPath base = list.at(i);
       User u;
       u.policy = c.defaults;
       u.mark = m_r.mark(item);
@@ -775,7 +834,7 @@ private:
                               { "user", "controller", "sinks", "schedule", "timezone", "jitter",
                                 "lifetime", "grace", "failure_budget", "prune", "token_prefix" },
                               [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                                const std::string p = base + "." + key;
+                                const KeyPath p = base.child(key);
                                 if (key == "user") {
                                   user_node = v;
                                   set(u.user, m_r.string(v, p));
@@ -801,7 +860,7 @@ private:
         m_r.error(item, base, "expected key controller, found none");
       }
       if (!sinks_seen) {
-        m_r.error(item, base + ".sinks", "expected at least one sink, found none");
+        m_r.error(item, base.child("sinks"), "expected at least one sink, found none");
       }
       const Controller* ctl = nullptr;
       if (!u.controller.empty()) {
@@ -811,7 +870,7 @@ private:
           for (const auto& x : c.controllers) {
             names.push_back(x.name);
           }
-          m_r.error(controller_node, base + ".controller",
+          m_r.error(controller_node, base.child("controller"),
                     fmt::format("expected a controller name ({}), found {}",
                                 names.empty() ? "none are defined" : join(names),
                                 describe(controller_node)));
@@ -820,14 +879,14 @@ private:
       if (ctl != nullptr && !u.user.empty()) {
         if (fold_user_id(u.user) == fold_user_id(ctl->admin_user)) {
           m_r.error(
-            user_node, base + ".user",
+            user_node, base.child("user"),
             fmt::format("expected a user other than controller \"{}\"'s admin_user, found {}",
                         ctl->name, describe(user_node)));
         }
         const auto [it, inserted] =
           seen.emplace(std::pair(ctl->name, fold_user_id(u.user)), m_r.mark(user_node).line);
         if (!inserted) {
-          m_r.error(user_node, base + ".user",
+          m_r.error(user_node, base.child("user"),
                     fmt::format("expected each user once per controller (Jenkins ignores case), "
                                 "found {} again (first at line {})",
                                 describe(user_node), it->second));
@@ -839,10 +898,10 @@ private:
     });
   }
 
-  void sinks(User& u, const YAML::Node& node, const std::string& base)
+  void sinks(User& u, const YAML::Node& node, const KeyPath& base)
   {
     const bool ok = m_r.sequence(node, base, [&](std::size_t i, const YAML::Node& item) {
-      const std::string sp = fmt::format("{}[{}]", base, i);
+      const KeyPath sp = base.at(i);
       m_r.visit();
       if (!item.IsMap()) {
         m_r.error(item, sp, "expected a mapping, found " + describe(item));
@@ -853,7 +912,7 @@ private:
         m_r.error(item, sp, "expected key type (file | exec | http), found none");
         return;
       }
-      const auto type = m_r.choice(type_node, sp + ".type", { "file", "exec", "http" });
+      const auto type = m_r.choice(type_node, sp.child("type"), { "file", "exec", "http" });
       if (!type) {
         return;
       }
@@ -862,7 +921,7 @@ private:
       YAML::Node url_node;
       bool ok_map = false;
       const auto common = [&](const std::string& key, const YAML::Node& v) {
-        const std::string p = sp + "." + key;
+        const KeyPath p = sp.child(key);
         if (key == "recipients") {
           recipients_list(s, v, p);
         } else if (key == "timeout") {
@@ -873,7 +932,7 @@ private:
         s.type = SinkType::file;
         ok_map = m_r.map(item, sp, { "type", "recipients", "path", "mode", "group" },
                          [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                           const std::string p = sp + "." + key;
+                           const KeyPath p = sp.child(key);
                            if (key == "path") {
                              set(s.path, m_r.path(v, p));
                            } else if (key == "mode") {
@@ -892,7 +951,7 @@ private:
         ok_map = m_r.map(item, sp, { "type", "recipients", "command", "timeout" },
                          [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
                            if (key == "command") {
-                             command(s, v, sp + ".command");
+                             command(s, v, sp.child("command"));
                            } else {
                              common(key, v);
                            }
@@ -906,7 +965,7 @@ private:
                          { "type", "recipients", "url", "method", "timeout", "ca_file", "headers",
                            "insecure_http" },
                          [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
-                           const std::string p = sp + "." + key;
+                           const KeyPath p = sp.child(key);
                            if (key == "url") {
                              url_node = v;
                              set(s.url, m_r.expanded(v, p));
@@ -932,7 +991,7 @@ private:
           m_r.error(item, sp, "expected key url, found none");
         }
         if (!s.url.empty()) {
-          check_url(url_node, sp + ".url", s.url, s.insecure_http);
+          check_url(url_node, sp.child("url"), s.url, s.insecure_http);
         }
       }
       if (!ok_map) {
@@ -948,10 +1007,10 @@ private:
     }
   }
 
-  void recipients_list(Sink& s, const YAML::Node& v, const std::string& p)
+  void recipients_list(Sink& s, const YAML::Node& v, const KeyPath& p)
   {
     const bool ok = m_r.sequence(v, p, [&](std::size_t j, const YAML::Node& r) {
-      const std::string rp = fmt::format("{}[{}]", p, j);
+      const KeyPath rp = p.at(j);
       auto name = m_r.string(r, rp);
       if (!name) {
         return;
@@ -974,7 +1033,7 @@ private:
     }
   }
 
-  void mode(Sink& s, const YAML::Node& v, const std::string& p)
+  void mode(Sink& s, const YAML::Node& v, const KeyPath& p)
   {
     m_r.visit();
     const std::string text = v.IsScalar() ? v.Scalar() : "";
@@ -995,10 +1054,10 @@ private:
     s.mode = m;
   }
 
-  void command(Sink& s, const YAML::Node& v, const std::string& p)
+  void command(Sink& s, const YAML::Node& v, const KeyPath& p)
   {
     const bool ok = m_r.sequence(v, p, [&](std::size_t j, const YAML::Node& arg) {
-      const std::string ap = fmt::format("{}[{}]", p, j);
+      const KeyPath ap = p.at(j);
       if (j == 0) {
         auto exe = m_r.path(arg, ap);
         if (!exe) {
@@ -1038,7 +1097,7 @@ private:
     }
   }
 
-  void headers(Sink& s, const YAML::Node& v, const std::string& p)
+  void headers(Sink& s, const YAML::Node& v, const KeyPath& p)
   {
     m_r.visit();
     if (!v.IsMap()) {
@@ -1063,7 +1122,7 @@ private:
                   "expected a header the sink does not set itself, found \"" + name + "\"");
         continue;
       }
-      const std::string hp = p + "." + name;
+      const KeyPath hp = p.child(name);
       auto value = m_r.expanded(kv.second, hp);
       if (!value) {
         continue;

@@ -217,6 +217,13 @@ Cron::parse(std::string_view text)
   c.m_hour_star = fields[1].starts_with('*');
   c.m_dom_star = fields[2].starts_with('*');
   c.m_dow_star = fields[4].starts_with('*');
+  for (unsigned h = 0; h < 24; ++h) {
+    for (unsigned m = 0; m < 60 && c.m_hours.test(h); ++m) {
+      if (c.m_minutes.test(m)) {
+        c.m_times.push_back(static_cast<std::uint16_t>(h * 60 + m));
+      }
+    }
+  }
   if (!c.runs_at_all()) {
     return util::make_error("parse", fmt::format("expected a cron line that matches some date, "
                                                  "found {}, which never runs",

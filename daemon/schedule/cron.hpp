@@ -3,7 +3,9 @@
 #include "util/error.hpp"
 
 #include <bitset>
+#include <cstdint>
 #include <string_view>
+#include <vector>
 
 namespace schedule {
 
@@ -21,6 +23,9 @@ public:
   [[nodiscard]] bool day_matches(unsigned month, unsigned day, unsigned weekday) const;
   [[nodiscard]] bool minute(unsigned m) const { return m_minutes.test(m); }
   [[nodiscard]] bool hour(unsigned h) const { return m_hours.test(h); }
+  // The matching minutes of the day (hour * 60 + minute), ascending. Computed once by
+  // parse(): next_run asks for it on every call, 50,000 times for a 10,000-slot plan.
+  [[nodiscard]] const std::vector<std::uint16_t>& times_of_day() const { return m_times; }
   // The hour field starts with '*': its runs follow real time across DST changes
   // (DESIGN §8), so both passes of a repeated hour run and skipped times are dropped.
   [[nodiscard]] bool hour_wildcard() const { return m_hour_star; }
@@ -39,6 +44,7 @@ private:
   bool m_dom_star = true;
   bool m_dow_star = true;
   bool m_hour_star = true;
+  std::vector<std::uint16_t> m_times;
 };
 
 } // namespace schedule

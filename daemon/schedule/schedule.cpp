@@ -56,21 +56,6 @@ land(const date::time_zone& tz, date::local_seconds lt, bool wildcard_hour)
   return Landing{};
 }
 
-// The matching minutes of the day, ascending.
-std::vector<int>
-times_of_day(const Cron& cron)
-{
-  std::vector<int> out;
-  for (unsigned h = 0; h < 24; ++h) {
-    for (unsigned m = 0; m < 60; ++m) {
-      if (cron.hour(h) && cron.minute(m)) {
-        out.push_back(static_cast<int>(h * 60 + m));
-      }
-    }
-  }
-  return out;
-}
-
 bool
 day_matches(const Cron& cron, date::sys_days day)
 {
@@ -165,7 +150,7 @@ next_cron_time(const Cron& cron, const Zone& zone, Instant after)
   const auto start = date::floor<minutes>(date::local_seconds{ after.time_since_epoch() + offset });
   const auto first_day = date::floor<date::days>(start);
   const int start_minute = static_cast<int>((start - first_day).count());
-  const auto times = times_of_day(cron);
+  const auto& times = cron.times_of_day();
   const bool wildcard = cron.hour_wildcard();
 
   std::optional<Instant> best;
@@ -229,7 +214,7 @@ longest_gap(const Schedule& schedule, const Zone& zone, Instant from)
     return *interval;
   }
   const auto& cron = *schedule.cron();
-  const auto times = times_of_day(cron);
+  const auto& times = cron.times_of_day();
   int longest_minutes = 0;
   for (std::size_t i = 1; i < times.size(); ++i) {
     longest_minutes = std::max(longest_minutes, times[i] - times[i - 1]);

@@ -2,7 +2,9 @@
 
 #include <doctest/doctest.h>
 
+#include <cstdint>
 #include <string>
+#include <vector>
 
 using schedule::Cron;
 
@@ -36,6 +38,16 @@ TEST_SUITE("schedule::Cron")
     for (unsigned m = 0; m < 60; ++m) {
       CHECK_MESSAGE(r->minute(m) == (m == 1 || m == 3 || m == 5 || m == 7 || m == 9), "minute ", m);
     }
+  }
+
+  TEST_CASE("the minutes of the day are every matching hour and minute, ascending")
+  {
+    const auto c = Cron::parse("45,5 9-10,23 * * *");
+    REQUIRE(c.has_value());
+    const std::vector<std::uint16_t> expected = { 9 * 60 + 5,   9 * 60 + 45, 10 * 60 + 5,
+                                                  10 * 60 + 45, 23 * 60 + 5, 23 * 60 + 45 };
+    CHECK(c->times_of_day() == expected);
+    CHECK(Cron::parse("* * * * *")->times_of_day().size() == 24 * 60);
   }
 
   TEST_CASE("month and weekday names are read case-insensitively, 0 and 7 are Sunday")

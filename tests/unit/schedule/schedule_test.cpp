@@ -1,5 +1,6 @@
 #include "schedule/schedule.hpp"
 
+#include <date/tz.h>
 #include <doctest/doctest.h>
 
 #include <string>
@@ -359,6 +360,27 @@ TEST_SUITE("schedule::Zone")
           "2026-03-29 03:00:00 CEST");
     CHECK(zone("America/New_York").format_local(at("2026-11-01T06:30:00Z")) ==
           "2026-11-01 01:30:00 EST");
+  }
+
+  TEST_CASE("formatting agrees with date::format from 1900 to 2200 and past year 9999")
+  {
+    // An odd stride (about 11.6 days plus 1 h 1 min 1 s) walks through every hour,
+    // minute, second and offset change of these zones, half-hour ones included.
+    std::vector<Instant> instants;
+    for (auto t = at("1900-01-01T00:00:00Z"); t < at("2200-01-01T00:00:00Z");
+         t += std::chrono::seconds(1'000'000 + 3661)) {
+      instants.push_back(t);
+    }
+    instants.push_back(Instant{ date::sys_days{ date::year{ 10000 } / 1 / 1 } });
+    instants.push_back(Instant{ date::sys_days{ date::year{ -1 } / 12 / 31 } });
+    for (const char* name :
+         { "UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata" }) {
+      const auto z = zone(name);
+      for (const auto t : instants) {
+        CHECK(z.format_local(t) == date::format("%F %T %Z", date::make_zoned(&z.tz(), t)));
+        CHECK(schedule::format_utc(t) == date::format("%FT%TZ", t));
+      }
+    }
   }
 
   TEST_CASE("RFC 3339 instants parse with Z or an offset, and nothing else")
