@@ -57,6 +57,41 @@ read_clock(const nlohmann::json& doc, const std::string& controller)
   return c;
 }
 
+// What every batch answer shares: its JSON, Jenkins' clock, and the array `key` with one
+// object per request item whose `index` is its position, so no outcome can land on
+// another item. `what` names the script in messages.
+struct Decoded
+{
+  nlohmann::json doc;
+  Clock clock;
+};
+
+net::Result<Decoded>
+decode_answer(std::string_view output, const char* key, std::size_t count,
+              const std::string& controller, std::string_view what)
+{
+  auto doc = decode_output(output, controller);
+  if (!doc) {
+    return doc.error();
+  }
+  auto clock = read_clock(*doc, controller);
+  if (!clock) {
+    return clock.error();
+  }
+  const auto it = doc->find(key);
+  if (it == doc->end() || !it->is_array() || it->size() != count) {
+    return bad_output(controller,
+                      fmt::format("the {} answer does not have one entry per request item", what));
+  }
+  for (std::size_t i = 0; i < count; ++i) {
+    const auto& j = (*it)[i];
+    if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
+      return bad_output(controller, fmt::format("the {} answer's items are out of order", what));
+    }
+  }
+  return Decoded{ std::move(*doc), *clock };
+}
+
 std::optional<ItemError>
 read_item_error(const nlohmann::json& item)
 {
@@ -156,30 +191,20 @@ to_string(Variant variant)
 net::Result<MintAnswer>
 read_mint_answer(const net::Response& answer, std::size_t count, const std::string& controller)
 {
-  auto doc = decode_output(answer.text(), controller);
-  if (!doc) {
-    return doc.error();
-  }
-  auto clock = read_clock(*doc, controller);
-  if (!clock) {
-    return clock.error();
+  auto decoded = decode_answer(answer.text(), "items", count, controller, "mint");
+  if (!decoded) {
+    return decoded.error();
   }
   auto tokens = read_tokens(answer, count, controller);
   if (!tokens) {
     return tokens.error();
   }
-  const auto it = doc->find("items");
-  if (it == doc->end() || !it->is_array() || it->size() != count) {
-    return bad_output(controller, "the mint answer does not have one item per request item");
-  }
+  const auto& items = decoded->doc["items"];
   MintAnswer out;
-  out.clock = *clock;
+  out.clock = decoded->clock;
   for (std::size_t i = 0; i < count; ++i) {
-    const auto& j = (*it)[i];
+    const auto& j = items[i];
     MintResult r;
-    if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
-      return bad_output(controller, "the mint answer's items are out of order");
-    }
     r.error = read_item_error(j);
     const auto uuid = str(j, "uuid");
     const bool has_token = (*tokens)[i].has_value();
@@ -226,28 +251,19 @@ net::Result<ListAnswer>
 read_list_answer(std::string_view output, std::span<const std::string> users,
                  const std::string& controller)
 {
-  auto doc = decode_output(output, controller);
-  if (!doc) {
-    return doc.error();
+  auto decoded = decode_answer(output, "users", users.size(), controller, "list");
+  if (!decoded) {
+    return decoded.error();
   }
-  auto clock = read_clock(*doc, controller);
-  if (!clock) {
-    return clock.error();
-  }
+  const auto& doc = decoded->doc;
   ListAnswer out;
-  out.clock = *clock;
-  if (const auto s = doc->find("usage_statistics"); s != doc->end() && s->is_boolean()) {
+  out.clock = decoded->clock;
+  if (const auto s = doc.find("usage_statistics"); s != doc.end() && s->is_boolean()) {
     out.usage_statistics = s->get<bool>();
   }
-  const auto it = doc->find("users");
-  if (it == doc->end() || !it->is_array() || it->size() != users.size()) {
-    return bad_output(controller, "the list answer does not have one entry per user");
-  }
+  const auto& entries = doc["users"];
   for (std::size_t i = 0; i < users.size(); ++i) {
-    const auto& j = (*it)[i];
-    if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
-      return bad_output(controller, "the list answer's users are out of order");
-    }
+    const auto& j = entries[i];
     UserTokens u;
     u.user = users[i];
     u.error = read_item_error(j);
@@ -294,26 +310,16 @@ list(net::Client& client, std::span<const std::string> users)
 net::Result<RevokeAnswer>
 read_revoke_answer(std::string_view output, std::size_t count, const std::string& controller)
 {
-  auto doc = decode_output(output, controller);
-  if (!doc) {
-    return doc.error();
+  auto decoded = decode_answer(output, "items", count, controller, "revoke");
+  if (!decoded) {
+    return decoded.error();
   }
-  auto clock = read_clock(*doc, controller);
-  if (!clock) {
-    return clock.error();
-  }
-  const auto it = doc->find("items");
-  if (it == doc->end() || !it->is_array() || it->size() != count) {
-    return bad_output(controller, "the revoke answer does not have one item per request item");
-  }
+  const auto& items = decoded->doc["items"];
   RevokeAnswer out;
-  out.clock = *clock;
+  out.clock = decoded->clock;
   for (std::size_t i = 0; i < count; ++i) {
-    const auto& j = (*it)[i];
+    const auto& j = items[i];
     RevokeResult r;
-    if (!j.is_object() || opt_int(j, "index") != static_cast<std::int64_t>(i)) {
-      return bad_output(controller, "the revoke answer's items are out of order");
-    }
     r.error = read_item_error(j);
     const auto outcome = str(j, "outcome");
     if (r.error) {
