@@ -468,6 +468,8 @@ struct Engine::Impl
     w.report.sinks_total = total;
     const auto now = now_seconds();
     if (ok == total) {
+      auto before = store.slot(w.slot->id);
+      const bool was_degraded = before && before->degraded;
       util::crash_point("before_commit");
       auto c = store.commit_attempt(w.seq, now, w.slot->user->policy.grace);
       if (!c) {
@@ -477,6 +479,9 @@ struct Engine::Impl
         co_return;
       }
       util::crash_point("after_commit");
+      if (was_degraded) {
+        audit(w.slot, w.seq, "recovered", fmt::format("every sink holds {} now", w.name));
+      }
       w.report.result = "committed";
       w.report.message.clear();
       w.report.previous_retires = c->retire_at;
@@ -784,7 +789,9 @@ struct Engine::Impl
     if (!row || !row->last_rotation) {
       return;
     }
-    const auto cut_over_ms = row->last_rotation->time_since_epoch().count() * 1000;
+    // last_rotation has whole seconds: a use within the cut-over's own second may have
+    // come before it, so only later uses count.
+    const auto cut_over_ms = (row->last_rotation->time_since_epoch().count() + 1) * 1000;
     if (*it->second.last_use_ms > cut_over_ms) {
       util::log::warning("{}: previous token {} was used after the cut-over ({} uses in all); "
                          "revoking it as scheduled: a consumer has not picked up the new token",
