@@ -206,6 +206,7 @@ class FaultsTest(unittest.TestCase):
             # The commit ends the degraded state (plan below); the audit log shows it.
             audit = [e for (e,) in rig.query("SELECT event FROM audit ORDER BY id")]
             self.assertEqual(audit[audit.index("degraded"):].count("committed"), 1, audit)
+            self.assertEqual(audit[audit.index("degraded"):].count("recovered"), 1, audit)
         finally:
             watcher.stop()
         self.assertEqual(watcher.failures, [])
