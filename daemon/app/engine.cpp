@@ -7,6 +7,7 @@
 #include "net/http_client.hpp"
 #include "schedule/schedule.hpp"
 #include "sinks/sink.hpp"
+#include "util/backoff.hpp"
 #include "util/crash_point.hpp"
 #include "util/duration.hpp"
 #include "util/log.hpp"
@@ -239,16 +240,7 @@ struct Engine::Impl
   // Full-jitter backoff for the n-th retry (n ≥ 1), from the `retry:` config.
   std::chrono::milliseconds retry_delay(int n)
   {
-    auto cap = std::chrono::duration_cast<std::chrono::milliseconds>(config.retry.initial);
-    for (int i = 1; i < n && cap < config.retry.max; ++i) {
-      cap *= 2;
-    }
-    cap = std::min(cap, std::chrono::duration_cast<std::chrono::milliseconds>(config.retry.max));
-    if (cap.count() <= 0) {
-      return 0ms;
-    }
-    std::uniform_int_distribution<std::int64_t> dist(0, cap.count());
-    return std::chrono::milliseconds(dist(rng));
+    return util::full_jitter_delay(config.retry.initial, config.retry.max, n, rng);
   }
 
   // Probes a controller once per pass to pick the token API variant.

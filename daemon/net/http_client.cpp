@@ -1,6 +1,7 @@
 // The only translation unit of net/ that includes Beast and Asio SSL (DESIGN §11).
 #include "net/http_client.hpp"
 
+#include "util/backoff.hpp"
 #include "util/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -559,15 +560,9 @@ struct Client::Impl
 
   asio::awaitable<void> backoff(int attempt)
   {
-    // Full jitter (AWS architecture blog): uniform in [0, min(max, initial * 2^(n-1))].
-    const auto base = options.retry.initial.count();
-    std::int64_t cap = options.retry.max.count();
-    if (attempt - 1 < 30) {
-      cap = std::min<std::int64_t>(cap, base << (attempt - 1));
-    }
-    std::uniform_int_distribution<std::int64_t> pick(0, std::max<std::int64_t>(cap, 0));
     asio::steady_timer t(executor);
-    t.expires_after(std::chrono::milliseconds(pick(rng)));
+    t.expires_after(
+      util::full_jitter_delay(options.retry.initial, options.retry.max, attempt, rng));
     co_await t.async_wait(k_tuple);
   }
 
