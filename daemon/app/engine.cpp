@@ -19,8 +19,10 @@
 #include <fmt/core.h>
 
 #include <algorithm>
+#include <map>
 #include <random>
 #include <set>
+#include <span>
 
 namespace app {
 
@@ -623,18 +625,24 @@ struct Engine::Impl
         reports.push_back(w->report);
       }
     }
-    std::vector<Work*> alive;
+    // Before a resumed delivery: the token must still be in Jenkins with life left, else
+    // delivering it would hand consumers a dead token (DESIGN §2.2 Resume).
+    std::vector<Work*> candidates;
     for (auto& w : deliverable) {
-      // Before a resumed delivery: the token must still be in Jenkins with life left,
-      // else delivering it would hand consumers a dead token (DESIGN §2.2 Resume).
-      if (!co_await still_alive(*w)) {
+      candidates.push_back(w.get());
+    }
+    const auto living = co_await still_alive(candidates);
+    std::vector<Work*> alive;
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      auto* w = candidates[i];
+      if (!living[i]) {
         (void)store.set_next_due(w->slot->id, now_seconds());
         audit(w->slot, w->seq, "superseded",
               "the resumed attempt's token is gone or past its deadline: minting anew");
         continue;
       }
       w->resumed = true;
-      alive.push_back(w.get());
+      alive.push_back(w);
     }
     co_await deliver_and_commit(alive);
     for (auto* w : alive) {
@@ -642,32 +650,56 @@ struct Engine::Impl
     }
   }
 
-  // Is the resumed attempt's token still listed by Jenkins, unexpired and before the
-  // daemon's deadline? A failed list counts as "yes": delivery is what we were doing.
-  asio::awaitable<bool> still_alive(Work& w)
+  // Which resumed attempts' tokens are still listed by Jenkins, unexpired and before the
+  // daemon's deadline? One list script per batch_size users of a controller, up to
+  // max_concurrent at once. A failed list counts as "yes": delivery is what we were doing.
+  asio::awaitable<std::vector<bool>> still_alive(const std::vector<Work*>& works)
   {
-    auto token = store.token_by_seq(w.seq);
-    if (!token || !*token) {
-      co_return false;
-    }
-    if ((*token)->expires <= now_seconds()) {
-      co_return false;
-    }
-    auto& c = controllers.at(w.slot->user->controller);
-    if (!co_await ensure_probed(c)) {
-      co_return true;
-    }
-    const std::vector<std::string> users{ w.slot->user->user };
-    auto listed = co_await jenkins::list(*c.client, users);
-    if (!listed || listed->users.empty() || listed->users[0].error) {
-      co_return true;
-    }
-    for (const auto& t : listed->users[0].tokens) {
-      if (t.uuid == (*token)->uuid) {
-        co_return !t.expired;
+    std::vector<bool> alive(works.size(), false);
+    std::vector<std::string> uuids(works.size());
+    std::map<std::string, std::vector<std::size_t>> per_controller; // -> indices to list
+    for (std::size_t i = 0; i < works.size(); ++i) {
+      auto token = store.token_by_seq(works[i]->seq);
+      if (!token || !*token || (*token)->expires <= now_seconds()) {
+        continue;
       }
+      uuids[i] = (*token)->uuid;
+      per_controller[works[i]->slot->user->controller].push_back(i);
     }
-    co_return false;
+    for (const auto& [name, indices] : per_controller) {
+      auto& c = controllers.at(name);
+      if (!co_await ensure_probed(c)) {
+        for (const auto i : indices) {
+          alive[i] = true;
+        }
+        continue;
+      }
+      const auto batch = static_cast<std::size_t>(c.config->batch_size);
+      co_await for_each_concurrently(
+        (indices.size() + batch - 1) / batch, static_cast<std::size_t>(c.config->max_concurrent),
+        [&](std::size_t j) -> asio::awaitable<void> {
+          const std::span<const std::size_t> chunk(indices.data() + j * batch,
+                                                   std::min(batch, indices.size() - j * batch));
+          std::vector<std::string> users;
+          for (const auto i : chunk) {
+            users.push_back(works[i]->slot->user->user);
+          }
+          auto listed = co_await jenkins::list(*c.client, users);
+          for (std::size_t k = 0; k < chunk.size(); ++k) {
+            const auto i = chunk[k];
+            if (!listed || k >= listed->users.size() || listed->users[k].error) {
+              alive[i] = true;
+              continue;
+            }
+            for (const auto& t : listed->users[k].tokens) {
+              if (t.uuid == uuids[i]) {
+                alive[i] = !t.expired;
+              }
+            }
+          }
+        });
+    }
+    co_return alive;
   }
 
   // Rotates one batch of due slots of one controller.

@@ -16,7 +16,7 @@ import tempfile
 import unittest
 
 from emulator import Emulator
-from rotation_rig import BIN, Rig, binary_has_crash_points
+from rotation_rig import BIN, Rig, binary_has_crash_points, parse_time
 
 # The first visit of each point: between_sinks is visited after each sink that took the
 # token, so it stops right after the file sink of the first slot.
@@ -168,6 +168,69 @@ class CrashMatrixTest(unittest.TestCase):
         _, in_file = rig.open_envelope(file_path)
         self.assertEqual(in_file, held, "the resumed attempt's own token reached the file")
 
+    def crash_between_sinks(self, user, **kw):
+        """A rig whose hook holds a new token the file sink never got: (rig, that envelope)."""
+        self.emu.create_user(user)
+        rig = Rig(self.emu, [user], sinks=("exec-switch", "file"), batch_size=1, grace="0s",
+                  **kw)
+        self.addCleanup(rig.cleanup)
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, rig.log())
+        r = rig.once("--force", env={"JTR_CRASH_AT": "between_sinks"})
+        self.assertEqual(r.returncode, -signal.SIGABRT, rig.log())
+        env, _ = rig.open_envelope(os.path.join(rig.out, user + ".exec.json"))
+        state = rig.query("SELECT a.state FROM attempts a JOIN tokens t ON t.seq = a.seq "
+                          "WHERE t.uuid = ?", env["token_uuid"])
+        self.assertEqual(state, [("verified",)], rig.log())
+        return rig, env
+
+    def test_a_resumed_token_revoked_in_jenkins_is_superseded_not_delivered(self):
+        user = "cm-gone-a"
+        rig, env = self.crash_between_sinks(user)
+        rig.revoke_in_jenkins(user, env["token_uuid"])
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, rig.log())
+        rig.check_invariants(self)
+        cur = rig.open_envelope(os.path.join(rig.out, user + ".json"))[0]["token_uuid"]
+        self.assertNotEqual(cur, env["token_uuid"], "the dead token was delivered")
+        audit = [e for (e,) in rig.query("SELECT event FROM audit ORDER BY id")]
+        self.assertIn("superseded", audit)
+        self.assertEqual(rig.query("SELECT state FROM attempts a JOIN tokens t ON t.seq = a.seq "
+                                   "WHERE t.uuid = ?", env["token_uuid"]), [("abandoned",)])
+
+    def test_a_sink_changed_before_a_resumed_delivery_makes_a_new_attempt_supersede_it(self):
+        user = "cm-changed-a"
+        rig, env = self.crash_between_sinks(user)
+        # The file sink the resumed attempt never reached moves: its envelope was sealed
+        # for the old place, so a new attempt must replace the resumed one.
+        moved = os.path.join(rig.out, user + ".moved.json")
+        rig.edit_config("%s/%s.json," % (rig.out, user), "%s," % moved)
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, rig.log())
+        audit = [e for (e,) in rig.query("SELECT event FROM audit ORDER BY id")]
+        self.assertIn("superseded", audit)
+        new_env, new_token = rig.open_envelope(moved)
+        hook_env, hook_token = rig.open_envelope(os.path.join(rig.out, user + ".exec.json"))
+        self.assertNotEqual(new_env["token_uuid"], env["token_uuid"])
+        self.assertEqual(hook_env["token_uuid"], new_env["token_uuid"])
+        self.assertEqual(hook_token, new_token)
+        self.assertEqual(rig.whoami(user, new_token), (200, user))
+        current = rig.query("SELECT t.uuid FROM tokens t WHERE t.role = 'current'")
+        self.assertEqual(current, [(new_env["token_uuid"],)])
+        # The resumed attempt's token, which the hook held, retired once its successor
+        # reached both sinks (grace 0s).
+        self.assertEqual(rig.query("SELECT a.state, t.role FROM attempts a JOIN tokens t ON "
+                                   "t.seq = a.seq WHERE t.uuid = ?", env["token_uuid"]),
+                         [("abandoned", "revoked")])
+        # ... and not before: its revocation comes after both deliveries of the new token.
+        revoked = [parse_time(e["time"]) for e in self.emu.events()
+                   if e["event"] == "token_revoked" and e["uuid"] == env["token_uuid"]]
+        self.assertEqual(len(revoked), 1)
+        hooked = [h[0] for h in rig.hook_entries()
+                  if h[3] == new_env["token_uuid"] and h[4] == "ok"]
+        self.assertTrue(hooked)
+        self.assertGreaterEqual(revoked[0], os.stat(moved).st_mtime)
+        self.assertGreaterEqual(revoked[0], min(hooked))
 
 def _make(point):
     def test(self):

@@ -130,6 +130,7 @@ class Rig:
         self.outputs = []
         self.held = {}  # uuid -> user, for every token a sink was seen holding
         self.file_times = {}  # uuid -> mtime of the file sink when first seen holding it
+        self.revoked_by_test = set()  # uuids a test revoked in Jenkins itself
 
     def cleanup(self):
         self.tmp.cleanup()
@@ -253,6 +254,14 @@ class Rig:
                 return line[5:]
         raise AssertionError("planting %s failed: %d %s" % (name, status, body))
 
+    def revoke_in_jenkins(self, user, uuid):
+        """Revokes a token behind the daemon's back, as an admin would in the web UI."""
+        r = self.emu.post("/user/%s/descriptorByName/jenkins.security.ApiTokenProperty/revoke"
+                          % user, {"tokenUuid": uuid})
+        if r.status != 200:
+            raise AssertionError("revoking %s of %s: HTTP %d" % (uuid, user, r.status))
+        self.revoked_by_test.add(uuid)
+
     def jenkins_tokens(self, user):
         """The user's live tokens in the emulator: [{uuid, name, creation, expiration, ...}]."""
         for u in self.emu.state()["users"]:
@@ -309,7 +318,8 @@ class Rig:
         events = self.emu.events()
         hooks = self.hook_entries()
         for e in events:
-            if e["event"] != "token_revoked" or e["uuid"] not in self.held:
+            if (e["event"] != "token_revoked" or e["uuid"] not in self.held
+                    or e["uuid"] in self.revoked_by_test):
                 continue
             u = self.held[e["uuid"]]
             t_revoked = parse_time(e["time"])
