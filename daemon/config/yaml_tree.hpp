@@ -114,7 +114,7 @@ private:
 
   struct Node
   {
-    // scalar: offset and length in m_text; collections: first link and link count
+    // scalar: offset and length in m_scalars; collections: first link and link count
     // (two links per mapping pair: key, value).
     std::uint32_t first = 0;
     std::uint32_t count = 0;
@@ -125,7 +125,7 @@ private:
 
   std::vector<Node> m_nodes;
   std::vector<std::uint32_t> m_links;
-  std::string m_text;
+  std::string m_scalars;
   std::vector<std::uint32_t> m_documents;
 };
 

@@ -226,6 +226,11 @@ TEST_SUITE("config::YamlTree")
     CHECK(!root["missing"]);
     CHECK(root["missing"].type() == YamlType::undefined);
     CHECK(root["missing"].mark().is_null());
+
+    // Neither counts a byte order mark.
+    const std::string bom = "\xef\xbb\xbf";
+    CHECK(mark_of(parse_ok(bom + "b: x\n").document(0)["b"]) == "0:3");
+    CHECK(difference(bom + "a: \xc3\xa9\nb: x\n") == "");
   }
 
   TEST_CASE("plain ~, null, Null, NULL and nothing are null; quoted or tagged they are strings")
@@ -402,6 +407,15 @@ TEST_SUITE("config::YamlTree")
     REQUIRE(r.has_error());
     CHECK(r.error().message == "did not find expected node content (while parsing a flow node)");
     CHECK(r.error().mark == YamlMark{ 0, 7 }); // bytes: é is two
+    // libyaml's reader gives a byte offset, not a mark, for a control character.
+    r = YamlTree::parse("a: 1\nb: x\x01y\n");
+    REQUIRE(r.has_error());
+    CHECK(r.error().message == "control characters are not allowed");
+    CHECK(r.error().mark == YamlMark{ 1, 4 });
+    r = YamlTree::parse("\xef\xbb\xbf"
+                        "a: 1\nb: x\x01y\n");
+    REQUIRE(r.has_error());
+    CHECK(r.error().mark == YamlMark{ 1, 4 });
   }
 
   TEST_CASE("a text only yaml-cpp rejects is a tree: 600 nested sequences")
