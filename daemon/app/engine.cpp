@@ -1,6 +1,7 @@
 #include "app/engine.hpp"
 
 #include "app/client_options.hpp"
+#include "app/for_each_concurrently.hpp"
 #include "crypto/envelope.hpp"
 #include "jenkins/probe.hpp"
 #include "jenkins/tokens.hpp"
@@ -33,6 +34,9 @@ namespace {
 // DESIGN §2.2 "backoff up to 6 h, no churn".
 constexpr std::chrono::seconds k_max_slot_backoff = 6h;
 constexpr std::chrono::seconds k_first_slot_backoff = 5min;
+// Slots whose sinks are written at once. Each slot's own sinks go one after another;
+// file sinks wait for the disk on a pool of their own (sinks::FileSink).
+constexpr std::size_t k_deliveries_in_flight = 16;
 
 Time
 now_seconds()
@@ -124,6 +128,14 @@ parse_token_name(std::string_view name, std::string_view prefix)
   return OurName{ std::string(instance), std::stoll(std::string(digits)) };
 }
 
+// One sink's outcome in this pass, recorded with the rest of its batch.
+struct SinkResult
+{
+  int sink_index = 0;
+  state::SinkOutcome outcome = state::SinkOutcome::retryable;
+  std::string message;
+};
+
 // Work in flight for one slot during a pass.
 struct Work
 {
@@ -135,6 +147,10 @@ struct Work
   std::optional<jenkins::Minted> minted;
   Time created{};
   SlotReport report;
+  std::vector<SinkResult> sink_results; // not yet in the state
+  // Open before this process started: a sink may hold its token although no result
+  // says so (results are recorded per batch), so it is never failed, only retried.
+  bool resumed = false;
 };
 
 } // namespace
@@ -281,25 +297,29 @@ struct Engine::Impl
       co_return gone;
     }
     const auto batch = static_cast<std::size_t>(c.config->batch_size);
-    for (std::size_t i = 0; i < items.size(); i += batch) {
-      const auto n = std::min(batch, items.size() - i);
-      std::span<const jenkins::RevokeItem> chunk(items.data() + i, n);
-      auto r = co_await jenkins::revoke(*c.client, *c.variant, chunk);
-      if (!r) {
-        util::log::error("controller {}: revoke: {}", c.config->name, r.error().message);
-        continue;
-      }
-      for (std::size_t k = 0; k < n && k < r->items.size(); ++k) {
-        const auto& item = r->items[k];
-        if (item.outcome == jenkins::RevokeOutcome::revoked ||
-            item.outcome == jenkins::RevokeOutcome::not_found) {
-          gone.insert(chunk[k].uuid);
-        } else {
-          util::log::error("controller {}: revoke of a token of {}: {}", c.config->name,
-                           chunk[k].user, item.error ? item.error->message : "failed");
+    const auto chunks = (items.size() + batch - 1) / batch;
+    co_await for_each_concurrently(
+      chunks, static_cast<std::size_t>(c.config->max_concurrent),
+      [&](std::size_t j) -> asio::awaitable<void> {
+        const auto i = j * batch;
+        const auto n = std::min(batch, items.size() - i);
+        std::span<const jenkins::RevokeItem> chunk(items.data() + i, n);
+        auto r = co_await jenkins::revoke(*c.client, *c.variant, chunk);
+        if (!r) {
+          util::log::error("controller {}: revoke: {}", c.config->name, r.error().message);
+          co_return;
         }
-      }
-    }
+        for (std::size_t k = 0; k < n && k < r->items.size(); ++k) {
+          const auto& item = r->items[k];
+          if (item.outcome == jenkins::RevokeOutcome::revoked ||
+              item.outcome == jenkins::RevokeOutcome::not_found) {
+            gone.insert(chunk[k].uuid);
+          } else {
+            util::log::error("controller {}: revoke of a token of {}: {}", c.config->name,
+                             chunk[k].user, item.error ? item.error->message : "failed");
+          }
+        }
+      });
     co_return gone;
   }
 
@@ -393,8 +413,9 @@ struct Engine::Impl
     return out;
   }
 
-  // Delivers the attempt's envelopes to the sinks that do not hold them yet, retrying
-  // retryable failures with backoff. Returns how many sinks hold the token.
+  // Delivers the attempt's envelopes, in sink order, to the sinks that do not hold them
+  // yet, retrying retryable failures with backoff. Returns how many sinks hold the token;
+  // the outcomes wait in w.sink_results for the batch's transaction.
   asio::awaitable<int> deliver(Work& w)
   {
     auto envelopes = store.envelopes(w.seq);
@@ -434,11 +455,7 @@ struct Engine::Impl
       const auto so = outcome.status == sinks::Status::ok          ? state::SinkOutcome::ok
                       : outcome.status == sinks::Status::retryable ? state::SinkOutcome::retryable
                                                                    : state::SinkOutcome::rejected;
-      if (auto r =
-            store.record_sink_result(w.seq, e.sink_index, so, outcome.message, now_seconds());
-          !r) {
-        log_store_error("sink result", r.error());
-      }
+      w.sink_results.push_back({ e.sink_index, so, outcome.message });
       if (outcome.ok()) {
         ++ok;
         util::crash_point("between_sinks");
@@ -450,42 +467,83 @@ struct Engine::Impl
     co_return ok;
   }
 
-  // Delivers and commits, or keeps the attempt delivering (roll forward), or fails it
-  // when no sink holds the token (its token is then revoked by the prune).
-  asio::awaitable<void> deliver_and_commit(Work& w)
+  // Records the slot's sink results, then commits the attempt, or keeps it delivering
+  // (roll forward), or fails it when no sink holds the token (its token is then revoked
+  // by the prune). Runs inside the batch's transaction: writes only, no co_await.
+  void settle(Work& w, int ok)
   {
     const int total = static_cast<int>(w.slot->sinks.size());
-    const int ok = co_await deliver(w);
     w.report.sinks_ok = ok;
     w.report.sinks_total = total;
     const auto now = now_seconds();
+    for (const auto& r : w.sink_results) {
+      if (auto rec = store.record_sink_result(w.seq, r.sink_index, r.outcome, r.message, now);
+          !rec) {
+        log_store_error("sink result", rec.error());
+      }
+    }
+    w.sink_results.clear();
     if (ok == total) {
       auto before = store.slot(w.slot->id);
       const bool was_degraded = before && before->degraded;
-      util::crash_point("before_commit");
       auto c = store.commit_attempt(w.seq, now, w.slot->user->policy.grace);
       if (!c) {
         log_store_error("commit", c.error());
         w.report.result = "error";
         w.report.message = c.error().message;
-        co_return;
+        return;
       }
-      util::crash_point("after_commit");
       if (was_degraded) {
         audit(w.slot, w.seq, "recovered", fmt::format("every sink holds {} now", w.name));
       }
       w.report.result = "committed";
       w.report.message.clear();
       w.report.previous_retires = c->retire_at;
-      util::log::info("{}: committed {} to {} sink{}", w.slot->slot_name, w.name, total,
-                      total == 1 ? "" : "s");
-    } else if (ok == 0) {
+    } else if (ok == 0 && !w.resumed) {
       fail(w, "delivery", fmt::format("no sink took the new token: {}", w.report.message));
     } else {
-      // Roll forward: a sink holds the new token, so it must not be revoked.
+      // Roll forward: a sink holds the new token (or, resumed, may), so it must not be
+      // revoked.
       (void)store.set_degraded(w.slot->id, true,
                                fmt::format("{} of {} sinks hold {}", ok, total, w.name), now);
       w.report.result = "delivering";
+    }
+  }
+
+  // Delivers the tokens of a batch, many slots at once, then settles every slot in one
+  // transaction (DESIGN §2.2 Batching: one per batch step, not per slot).
+  asio::awaitable<void> deliver_and_commit(const std::vector<Work*>& works)
+  {
+    std::vector<int> ok(works.size(), 0);
+    co_await for_each_concurrently(
+      works.size(), k_deliveries_in_flight,
+      [&](std::size_t i) -> asio::awaitable<void> { ok[i] = co_await deliver(*works[i]); });
+    util::crash_point("before_commit");
+    {
+      auto tx = store.begin();
+      if (!tx) {
+        log_store_error("begin", tx.error()); // each write is then its own transaction
+      }
+      for (std::size_t i = 0; i < works.size(); ++i) {
+        settle(*works[i], ok[i]);
+      }
+      if (tx) {
+        if (auto r = tx->commit(); !r) {
+          log_store_error("commit deliveries", r.error());
+          for (auto* w : works) {
+            w->report.result = "error";
+            w->report.message = r.error().message;
+          }
+          co_return;
+        }
+      }
+    }
+    util::crash_point("after_commit");
+    for (auto* w : works) {
+      if (w->report.result == "committed") {
+        util::log::info("{}: committed {} to {} sink{}", w->slot->slot_name, w->name,
+                        w->report.sinks_total, w->report.sinks_total == 1 ? "" : "s");
+      }
     }
   }
 
@@ -565,6 +623,7 @@ struct Engine::Impl
         reports.push_back(w->report);
       }
     }
+    std::vector<Work*> alive;
     for (auto& w : deliverable) {
       // Before a resumed delivery: the token must still be in Jenkins with life left,
       // else delivering it would hand consumers a dead token (DESIGN §2.2 Resume).
@@ -574,7 +633,11 @@ struct Engine::Impl
               "the resumed attempt's token is gone or past its deadline: minting anew");
         continue;
       }
-      co_await deliver_and_commit(*w);
+      w->resumed = true;
+      alive.push_back(w.get());
+    }
+    co_await deliver_and_commit(alive);
+    for (auto* w : alive) {
       reports.push_back(w->report);
     }
   }
@@ -721,27 +784,36 @@ struct Engine::Impl
       }
     }
     util::crash_point("after_minted");
-    // Verify each new token as its user (DESIGN §1.1).
+    // Verify each new token as its user (DESIGN §1.1), as many at once as the
+    // controller's max_concurrent lets the client send.
+    std::vector<std::optional<net::Failure>> refusals(minted.size());
+    co_await for_each_concurrently(
+      minted.size(), static_cast<std::size_t>(c.config->max_concurrent),
+      [&](std::size_t i) -> asio::awaitable<void> {
+        auto* w = minted[i];
+        auto v = co_await jenkins::verify(*c.client, w->slot->user->user, w->minted->token);
+        w->minted->token = crypto::SecretBytes(); // the plain value is not needed any more
+        if (!v) {
+          refusals[i] = v.error();
+        }
+      });
     std::vector<Work*> verified;
     std::vector<jenkins::RevokeItem> refused;
-    for (auto* w : minted) {
-      auto v = co_await jenkins::verify(*c.client, w->slot->user->user, w->minted->token);
-      w->minted->token = crypto::SecretBytes(); // the plain value is not needed any more
-      if (!v) {
-        const auto kind = v.error().status == 500 ? std::string("not_in_realm")
-                                                  : std::string(net::to_string(v.error().kind));
-        refused.push_back({ w->slot->user->user, w->minted->uuid });
-        fail(*w, kind, fmt::format("verify: {}", v.error().message));
-        continue;
-      }
-      verified.push_back(w);
-    }
     {
       auto tx = store.begin();
-      for (auto* w : verified) {
+      for (std::size_t i = 0; i < minted.size(); ++i) {
+        auto* w = minted[i];
+        if (const auto& f = refusals[i]) {
+          const auto kind =
+            f->status == 500 ? std::string("not_in_realm") : std::string(net::to_string(f->kind));
+          refused.push_back({ w->slot->user->user, w->minted->uuid });
+          fail(*w, kind, fmt::format("verify: {}", f->message));
+          continue;
+        }
         if (auto r = store.mark_verified(w->seq, now_seconds()); !r) {
           log_store_error("verified", r.error());
         }
+        verified.push_back(w);
       }
       if (tx) {
         (void)tx->commit();
@@ -754,9 +826,7 @@ struct Engine::Impl
         (void)store.mark_revoked(uuid, now_seconds());
       }
     }
-    for (auto* w : verified) {
-      co_await deliver_and_commit(*w);
-    }
+    co_await deliver_and_commit(verified);
   }
 
   // A previous token used after the cut-over means a consumer still holds it: it is
@@ -814,23 +884,47 @@ struct Engine::Impl
       log_store_error("highest seq", highest.error());
       co_return;
     }
-    std::vector<jenkins::RevokeItem> to_revoke;
+    // List every slot's tokens, max_concurrent batches at once, then reconcile in order.
     const auto batch = static_cast<std::size_t>(c.config->batch_size);
+    std::vector<std::vector<std::string>> groups;
     for (std::size_t i = 0; i < mine.size(); i += batch) {
-      std::vector<std::string> users;
+      auto& users = groups.emplace_back();
       for (std::size_t k = i; k < std::min(mine.size(), i + batch); ++k) {
         users.push_back(mine[k]->user->user);
       }
-      auto listed = co_await jenkins::list(*c.client, users);
-      if (!listed) {
+    }
+    std::vector<std::optional<net::Result<jenkins::ListAnswer>>> answers(groups.size());
+    co_await for_each_concurrently(groups.size(),
+                                   static_cast<std::size_t>(c.config->max_concurrent),
+                                   [&](std::size_t j) -> asio::awaitable<void> {
+                                     answers[j] = co_await jenkins::list(*c.client, groups[j]);
+                                   });
+    for (const auto& listed : answers) {
+      if (!*listed) {
         util::log::error("controller {}: listing tokens: {}", c.config->name,
-                         listed.error().message);
+                         listed->error().message);
         co_return;
       }
-      c.usage_statistics = listed->usage_statistics;
-      c.jenkins_now_ms = listed->clock.now_ms;
-      for (std::size_t k = 0; k < users.size() && k < listed->users.size(); ++k) {
-        reconcile_slot(c, *mine[i + k], listed->users[k], *highest, to_revoke);
+    }
+    std::vector<jenkins::RevokeItem> to_revoke;
+    {
+      // What reconcile notes (audit entries) is written in one transaction.
+      std::optional<state::Transaction> tx;
+      if (!dry_run) {
+        if (auto t = store.begin()) {
+          tx.emplace(std::move(*t));
+        }
+      }
+      for (std::size_t j = 0; j < groups.size(); ++j) {
+        const auto& listed = **answers[j];
+        c.usage_statistics = listed.usage_statistics;
+        c.jenkins_now_ms = listed.clock.now_ms;
+        for (std::size_t k = 0; k < groups[j].size() && k < listed.users.size(); ++k) {
+          reconcile_slot(c, *mine[j * batch + k], listed.users[k], *highest, to_revoke);
+        }
+      }
+      if (tx) {
+        (void)tx->commit();
       }
     }
     c.listed = true;
@@ -844,11 +938,15 @@ struct Engine::Impl
     }
     const auto gone = co_await revoke(c, to_revoke);
     const auto now = now_seconds();
+    auto tx = store.begin();
     for (const auto& uuid : gone) {
       if (auto t = store.token(uuid); t && *t && (*t)->role != state::TokenRole::current) {
         (void)store.mark_revoked(uuid, now);
       }
       c.live.erase(uuid);
+    }
+    if (tx) {
+      (void)tx->commit();
     }
   }
 
@@ -962,6 +1060,7 @@ struct Engine::Impl
       co_return;
     }
     std::map<std::string, std::vector<jenkins::RevokeItem>> per_controller;
+    auto tx = store.begin(); // the still-used checks' audit entries
     for (const auto& c : *candidates) {
       const auto it = controllers.find(c.token.controller);
       if (it == controllers.end()) {
@@ -975,17 +1074,20 @@ struct Engine::Impl
       }
       per_controller[c.token.controller].push_back({ c.token.user_display, c.token.uuid });
     }
+    if (tx) {
+      (void)tx->commit();
+    }
     for (auto& [name, items] : per_controller) {
       auto gone = co_await revoke(controllers.at(name), items);
       util::crash_point("mid_prune");
-      auto tx = store.begin();
+      auto revoked_tx = store.begin();
       for (const auto& uuid : gone) {
         if (auto r = store.mark_revoked(uuid, now_seconds()); !r) {
           log_store_error("revoked", r.error());
         }
       }
-      if (tx) {
-        (void)tx->commit();
+      if (revoked_tx) {
+        (void)revoked_tx->commit();
       }
       util::log::info("controller {}: pruned {} token{}", name, gone.size(),
                       gone.size() == 1 ? "" : "s");
@@ -1102,14 +1204,19 @@ struct Engine::Impl
         }
         continue;
       }
+      // Batches overlap (one mints while another verifies or writes its sinks); the
+      // client keeps the controller's requests within max_concurrent.
       const auto batch = static_cast<std::size_t>(c.config->batch_size);
+      std::vector<std::vector<Work*>> chunks;
       for (std::size_t i = 0; i < works.size(); i += batch) {
-        std::vector<Work*> chunk;
+        auto& chunk = chunks.emplace_back();
         for (std::size_t k = i; k < std::min(works.size(), i + batch); ++k) {
           chunk.push_back(works[k].get());
         }
-        co_await rotate_batch(c, chunk);
       }
+      co_await for_each_concurrently(
+        chunks.size(), static_cast<std::size_t>(c.config->max_concurrent),
+        [&](std::size_t j) -> asio::awaitable<void> { co_await rotate_batch(c, chunks[j]); });
       for (auto& w : works) {
         reports.push_back(w->report);
       }

@@ -2,7 +2,16 @@
 
 #include "util/atomic_file.hpp"
 
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <fmt/core.h>
+
+#include <memory>
+#include <system_error>
+#include <thread>
 
 namespace sinks {
 
@@ -45,10 +54,36 @@ FileSink::write(const Delivery& delivery) const
   return { status, fmt::format("file sink {}: {}", m_path, r.error().message) };
 }
 
+// The write and its fsyncs run on a thread of their own: on the engine's one io thread
+// they would stall every other slot, and fsyncs in flight together share the file
+// system's journal commits (tests/bench/full-pass). A thread per write rather than a
+// pool: no thread outlives its write, so a forked child (the tests drop privileges in
+// one) never inherits a pool without threads.
 boost::asio::awaitable<Outcome>
 FileSink::deliver(const Delivery& delivery)
 {
-  co_return write(delivery);
+  namespace asio = boost::asio;
+  // `delivery` and `this` outlive the thread: the caller awaits the result.
+  co_return co_await asio::async_initiate<decltype(asio::use_awaitable), void(Outcome)>(
+    [this, &delivery](auto handler) {
+      auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+      auto run = [this, &delivery, handler = std::move(handler), work = std::move(work)]() mutable {
+        Outcome outcome = write(delivery);
+        const auto executor = work.get_executor();
+        asio::post(executor,
+                   [handler = std::move(handler), outcome = std::move(outcome)]() mutable {
+                     std::move(handler)(std::move(outcome));
+                   });
+      };
+      // Shared, so that a thread that cannot start leaves the task whole to run here.
+      auto task = std::make_shared<decltype(run)>(std::move(run));
+      try {
+        std::thread([task] { (*task)(); }).detach();
+      } catch (const std::system_error&) {
+        (*task)(); // no thread to be had (EAGAIN): write here rather than fail the sink
+      }
+    },
+    asio::use_awaitable);
 }
 
 } // namespace sinks

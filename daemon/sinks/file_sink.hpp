@@ -13,7 +13,8 @@ public:
   explicit FileSink(const config::Sink& config);
 
   // ok; rejected for a missing directory, permissions or a group we are not in;
-  // retryable for other I/O errors (ENOSPC, EIO). Blocks only for the write and fsyncs.
+  // retryable for other I/O errors (ENOSPC, EIO). The write and its fsyncs run on a
+  // thread of their own, so the caller's io thread never waits for the disk.
   boost::asio::awaitable<Outcome> deliver(const Delivery& delivery) override;
   [[nodiscard]] std::string describe() const override;
 

@@ -10,6 +10,8 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -189,6 +191,63 @@ remove_stale_temp_files(const std::string& path)
   return removed;
 }
 
+namespace {
+
+// The target name of one of our temp files (".NAME.jtr-tmp-XXXXXX"), else nothing.
+std::optional<std::string_view>
+temp_target(std::string_view entry)
+{
+  const std::size_t tail = k_temp_marker.size() + k_temp_random;
+  if (entry.size() <= 1 + tail || entry[0] != '.' ||
+      entry.substr(entry.size() - tail, k_temp_marker.size()) != k_temp_marker) {
+    return std::nullopt;
+  }
+  return entry.substr(1, entry.size() - 1 - tail);
+}
+
+// Removes the leftovers of crashed writes for `name` in `dir`. Only a crash leaves
+// them, so each directory is read once per process: the first write into it notes
+// every leftover by target, and each later write removes its own. Reading the directory
+// at every write would cost O(files) each (1,000 sinks in one directory: a million
+// entries per pass, tests/bench/full-pass).
+Result<void>
+remove_stale_temp_files_once(const std::string& dir, const std::string& name)
+{
+  static std::mutex mutex;
+  // dir -> target name -> leftover entries not yet removed.
+  static std::map<std::string, std::map<std::string, std::vector<std::string>>> leftovers;
+  std::lock_guard lock(mutex);
+  auto it = leftovers.find(dir);
+  if (it == leftovers.end()) {
+    DIR* d = ::opendir(dir.c_str());
+    if (d == nullptr) {
+      return errno_error(errno, fmt::format("cannot open directory {}", dir));
+    }
+    std::map<std::string, std::vector<std::string>> found;
+    while (const dirent* e = ::readdir(d)) {
+      if (const auto target = temp_target(e->d_name)) {
+        found[std::string(*target)].emplace_back(e->d_name);
+      }
+    }
+    ::closedir(d);
+    it = leftovers.emplace(dir, std::move(found)).first;
+  }
+  const auto mine = it->second.find(name);
+  if (mine == it->second.end()) {
+    return {};
+  }
+  for (const auto& entry : mine->second) {
+    const std::string p = dir + "/" + entry;
+    if (::unlink(p.c_str()) != 0 && errno != ENOENT) {
+      return errno_error(errno, fmt::format("cannot remove stale temp file {}", p));
+    }
+  }
+  it->second.erase(mine);
+  return {};
+}
+
+} // namespace
+
 Result<void>
 write_file_atomically(const std::string& path, std::string_view content,
                       const AtomicFileOptions& options)
@@ -218,7 +277,7 @@ write_file_atomically(const std::string& path, std::string_view content,
     }
     gid = *g;
   }
-  if (auto r = remove_stale_temp_files(path); !r) {
+  if (auto r = remove_stale_temp_files_once(dir, name); !r) {
     return r.error();
   }
 

@@ -20,7 +20,8 @@ struct AtomicFileOptions
 
 // Writes `content` to a temp file `.NAME.jtr-tmp-XXXXXX` next to `path`, sets mode and
 // group, fsyncs, renames over `path` and fsyncs the directory. Leftover temp files of
-// ours for `path` are removed first. Errors name the path; kind "missing" (no parent
+// ours for `path` are removed first (the directory is read once per process: only a
+// crash leaves them). Thread-safe. Errors name the path; kind "missing" (no parent
 // directory), "permission" (EACCES/EPERM, group not ours), "config" (unknown group,
 // not a regular target) or "io" (anything else, e.g. ENOSPC). Never includes content.
 Result<void> write_file_atomically(const std::string& path, std::string_view content,

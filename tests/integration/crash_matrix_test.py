@@ -124,6 +124,50 @@ class CrashMatrixTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, rig.log())
         rig.check_invariants(self)
 
+    def test_a_resumed_delivery_never_revokes_a_token_a_sink_may_hold(self):
+        """Sink results are recorded per batch, so a crash can leave a sink holding a token
+        the state does not know it holds; a resumed attempt is therefore never failed."""
+        user = "cm-resumed-a"
+        self.emu.create_user(user)
+        rig = Rig(self.emu, [user], sinks=("exec-switch", "file"), batch_size=1, grace="0s",
+                  retry="{attempts: 1, initial: 1s, max: 1s}")
+        self.addCleanup(rig.cleanup)
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, rig.log())
+
+        # The hook takes the new token, then the process dies before the file sink.
+        r = rig.once("--force", env={"JTR_CRASH_AT": "between_sinks"})
+        self.assertEqual(r.returncode, -signal.SIGABRT, rig.log())
+        exec_json = os.path.join(rig.out, user + ".exec.json")
+        env, held = rig.open_envelope(exec_json)
+        current = rig.query("SELECT t.uuid FROM tokens t JOIN slots s ON s.id = t.slot_id "
+                            "WHERE s.user_display = ? AND t.role = 'current'", user)
+        self.assertNotEqual(env["token_uuid"], current[0][0], "the hook holds the new token")
+        self.assertEqual(rig.whoami(user, held), (200, user))
+
+        # Every sink fails on resume: the hook is broken, the file's path is a directory.
+        rig.break_switch(True)
+        file_path = os.path.join(rig.out, user + ".json")
+        os.rename(file_path, file_path + ".saved")
+        os.mkdir(file_path)
+        r = rig.once()
+        self.assertEqual(r.returncode, 1, rig.log())
+        self.assertEqual(rig.whoami(user, held), (200, user),
+                         "the token the hook holds was revoked\n" + rig.log())
+        state = rig.query("SELECT state FROM attempts a JOIN tokens t ON t.seq = a.seq "
+                          "WHERE t.uuid = ?", env["token_uuid"])
+        self.assertIn(state[0][0], ("verified", "delivering"), rig.log())
+        self.assertEqual(rig.plan()[user]["state"]["degraded"], True, rig.log())
+
+        # Once the sinks work again the same token commits everywhere.
+        rig.break_switch(False)
+        os.rmdir(file_path)
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, rig.log())
+        rig.check_invariants(self)
+        _, in_file = rig.open_envelope(file_path)
+        self.assertEqual(in_file, held, "the resumed attempt's own token reached the file")
+
 
 def _make(point):
     def test(self):

@@ -166,8 +166,9 @@ class Rig:
 
     # ---- sinks
     def open_envelope(self, path):
-        """(envelope dict, plain token) of a sealed envelope file, or (None, None)."""
-        if not os.path.exists(path):
+        """(envelope dict, plain token) of a sealed envelope file, or (None, None) when
+        there is no such file (missing, or a test put a directory in its place)."""
+        if not os.path.isfile(path):
             return None, None
         with open(path) as f:
             env = json.load(f)

@@ -1,7 +1,11 @@
+#include "app/for_each_concurrently.hpp"
 #include "sinks/file_sink.hpp"
 #include "test_support.hpp"
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <doctest/doctest.h>
+#include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -9,6 +13,7 @@
 #include <cerrno>
 #include <fcntl.h>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <sys/stat.h>
 #include <thread>
@@ -204,5 +209,38 @@ TEST_SUITE("sinks::FileSink")
     INFO("first bad read: " << first_bad);
     CHECK(bad == 0);
     CHECK(nlohmann::json::parse(read_file(path)).at("seq") == 1000);
+  }
+
+  TEST_CASE("many deliveries in flight on one io thread each land whole")
+  {
+    TempDir dir;
+    std::vector<std::unique_ptr<FileSink>> sinks;
+    std::vector<Delivery> deliveries;
+    for (int i = 0; i < 32; ++i) {
+      sinks.push_back(std::make_unique<FileSink>(file_config(dir / fmt::format("f{}.json", i))));
+      deliveries.push_back(sample_delivery(envelope(i, 4096)));
+    }
+    boost::asio::io_context io;
+    std::vector<Outcome> outcomes(32);
+    bool finished = false;
+    boost::asio::co_spawn(
+      io,
+      [&]() -> boost::asio::awaitable<void> {
+        co_await app::for_each_concurrently(
+          32, 16, [&](std::size_t i) -> boost::asio::awaitable<void> {
+            outcomes[i] = co_await sinks[i]->deliver(deliveries[i]);
+          });
+      },
+      [&](std::exception_ptr e) {
+        CHECK_FALSE(e);
+        finished = true;
+      });
+    io.run();
+    REQUIRE(finished);
+    for (int i = 0; i < 32; ++i) {
+      CAPTURE(i);
+      CHECK(outcomes[static_cast<std::size_t>(i)].ok());
+      CHECK(nlohmann::json::parse(read_file(dir / fmt::format("f{}.json", i))).at("seq") == i);
+    }
   }
 }

@@ -182,6 +182,19 @@ TEST_SUITE("util::write_file_atomically")
                                                         "token.json.bak" });
   }
 
+  TEST_CASE("each write removes its own target's leftovers, and only those")
+  {
+    Dir d;
+    std::ofstream(d.path + "/.a.json.jtr-tmp-111111") << "{\"half";
+    std::ofstream(d.path + "/.a.json.jtr-tmp-222222") << "{\"half";
+    std::ofstream(d.path + "/.b.json.jtr-tmp-333333") << "{\"half";
+    REQUIRE(ok(util::write_file_atomically(d.path + "/a.json", "{}")));
+    CHECK(names_in(d.path) == std::vector<std::string>{ ".b.json.jtr-tmp-333333", "a.json" });
+    REQUIRE(ok(util::write_file_atomically(d.path + "/a.json", "{}")));
+    REQUIRE(ok(util::write_file_atomically(d.path + "/b.json", "{}")));
+    CHECK(names_in(d.path) == std::vector<std::string>{ "a.json", "b.json" });
+  }
+
   TEST_CASE("cleans up stale temp files as part of a write")
   {
     Dir d;
