@@ -232,6 +232,9 @@ public:
   {
   }
 
+  // True when run() stopped at k_max_yaml_depth: its message is final.
+  [[nodiscard]] bool too_deep() const { return m_too_deep; }
+
   boost::system::result<YamlTree, YamlError> run()
   {
     ParserGuard guard;
@@ -274,10 +277,19 @@ public:
           scalar(ev);
           break;
         case YAML_SEQUENCE_START_EVENT:
-          start(ev, YamlType::sequence, chars(ev.data.sequence_start.anchor));
-          break;
         case YAML_MAPPING_START_EVENT:
-          start(ev, YamlType::map, chars(ev.data.mapping_start.anchor));
+          if (m_open.size() >= k_max_yaml_depth) {
+            m_too_deep = true;
+            return YamlError{ fmt::format("expected collections nested at most {} deep, found "
+                                          "deeper nesting",
+                                          k_max_yaml_depth),
+                              m_pos.mark(ev.start_mark) };
+          }
+          if (ev.type == YAML_SEQUENCE_START_EVENT) {
+            start(ev, YamlType::sequence, chars(ev.data.sequence_start.anchor));
+          } else {
+            start(ev, YamlType::map, chars(ev.data.mapping_start.anchor));
+          }
           break;
         case YAML_SEQUENCE_END_EVENT:
         case YAML_MAPPING_END_EVENT:
@@ -373,6 +385,7 @@ private:
   std::vector<Open> m_open;
   std::size_t m_doc_first = 0;
   std::unordered_map<std::string, std::uint32_t> m_anchors;
+  bool m_too_deep = false;
 };
 
 boost::system::result<YamlTree, YamlError>
@@ -381,8 +394,9 @@ YamlTree::parse(std::string_view text)
   if (text.size() >= std::numeric_limits<std::uint32_t>::max()) {
     return YamlError{ "the text is too large", { 0, 0 } };
   }
-  auto tree = YamlTreeBuilder(text).run();
-  if (tree) {
+  YamlTreeBuilder builder(text);
+  auto tree = builder.run();
+  if (tree || builder.too_deep()) {
     return tree;
   }
   // Messages about YAML syntax have always been yaml-cpp's: ask it for the wording of

@@ -39,6 +39,10 @@ struct YamlError
   YamlMark mark;
 };
 
+// Collections nest at most this deep. A config needs about six levels; libyaml's scanner
+// costs O(depth) per token, so a deeply nested text would otherwise take hours to reject.
+inline constexpr std::size_t k_max_yaml_depth = 100;
+
 // A view of one node of a YamlTree; valid while the tree lives and is not moved.
 // A default YamlNode is undefined, like the result of looking up a missing key.
 class YamlNode

@@ -418,20 +418,40 @@ TEST_SUITE("config::YamlTree")
     CHECK(r.error().mark == YamlMark{ 1, 4 });
   }
 
-  TEST_CASE("a text only yaml-cpp rejects is a tree: 600 nested sequences")
+  TEST_CASE("a text only yaml-cpp rejects is a tree: a '? ' inside a flow scalar")
   {
-    // yaml-cpp stops at 500 levels ("bad file"); the tree nests on the heap, and the
-    // loader then reports a sequence where it expects a mapping.
-    const std::string text = std::string(600, '[') + std::string(600, ']');
+    // libyaml follows the spec here: "s? vc.json" is one plain scalar.
+    const std::string text = "{path: out/s? vc.json}\n";
     CHECK_THROWS_AS(YAML::LoadAll(text), YAML::Exception);
     const auto tree = parse_ok(text);
+    CHECK(tree.document(0)["path"].scalar() == "out/s? vc.json");
+  }
+
+  TEST_CASE("collections nest at most k_max_yaml_depth deep, and deeper texts fail fast")
+  {
+    const auto nested = [](std::size_t depth) {
+      return std::string(depth, '[') + std::string(depth, ']');
+    };
+    const auto tree = parse_ok(nested(config::k_max_yaml_depth));
     auto n = tree.document(0);
-    int depth = 1;
+    std::size_t depth = 1;
     while (n.size() == 1) {
       n = *n.items().begin();
       ++depth;
     }
-    CHECK(depth == 600);
+    CHECK(depth == config::k_max_yaml_depth);
+
+    auto r = YamlTree::parse(nested(config::k_max_yaml_depth + 1));
+    REQUIRE(r.has_error());
+    CHECK(r.error().message ==
+          "expected collections nested at most 100 deep, found deeper nesting");
+    CHECK(r.error().mark == YamlMark{ 0, 100 });
+
+    // Two million levels under a mapping: libyaml's scanner is O(depth) per token, so
+    // without the limit this parse took hours; with it, it stops at level 101.
+    r = YamlTree::parse("users: " + nested(2'000'000));
+    REQUIRE(r.has_error());
+    CHECK(r.error().mark == YamlMark{ 0, 7 + 99 });
   }
 
   TEST_CASE("every node of the shipped configs and the bench's shape agrees with yaml-cpp")
