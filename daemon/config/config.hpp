@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
-// The validated configuration as plain structs (DESIGN §5). Nothing from yaml-cpp
-// leaves config/: the node tree is freed once load() returns.
+// The validated configuration as plain structs (DESIGN §5). Nothing from the YAML
+// parsers leaves config/: the node tree is freed once load() returns.
 namespace config {
 
 using Seconds = std::chrono::seconds;

@@ -4,11 +4,11 @@
 #include "config/expand.hpp"
 #include "config/file_checks.hpp"
 #include "config/schedule_rules.hpp"
+#include "config/yaml_tree.hpp"
 #include "util/duration.hpp"
 
 #include <boost/url/parse.hpp>
 #include <fmt/core.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <array>
@@ -57,17 +57,17 @@ constexpr std::size_t k_max_socket_path = 107; // sun_path is 108 bytes with the
 
 // The "found …" part of a message: the value as written, never an expanded one.
 std::string
-describe(const YAML::Node& node)
+describe(const YamlNode& node)
 {
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
+  switch (node.type()) {
+    case YamlType::null:
       return "nothing";
-    case YAML::NodeType::Sequence:
+    case YamlType::sequence:
       return "a sequence";
-    case YAML::NodeType::Map:
+    case YamlType::map:
       return "a mapping";
-    case YAML::NodeType::Scalar: {
-      std::string s = node.Scalar();
+    case YamlType::scalar: {
+      std::string s(node.scalar());
       if (s.size() > 60) {
         s = s.substr(0, 57) + "...";
       }
@@ -86,7 +86,7 @@ describe(const YAML::Node& node)
       }
       return quoted + "\"";
     }
-    case YAML::NodeType::Undefined:
+    case YamlType::undefined:
       break;
   }
   return "nothing";
@@ -166,7 +166,8 @@ public:
     : m_name(name)
   {
   }
-  KeyPath(const std::string& name)
+  // A mapping key: a view into the YamlTree, which outlives the walk.
+  KeyPath(std::string_view name)
     : m_name(name)
   {
   }
@@ -214,16 +215,16 @@ public:
   {
   }
 
-  Mark mark(const YAML::Node& node) const
+  Mark mark(const YamlNode& node) const
   {
-    const auto m = node.Mark();
+    const auto m = node.mark();
     if (m.is_null()) {
       return Mark{ m_file, 1, 1 };
     }
     return Mark{ m_file, m.line + 1, m.column + 1 };
   }
 
-  void error(const YAML::Node& node, const KeyPath& path, const std::string& message)
+  void error(const YamlNode& node, const KeyPath& path, const std::string& message)
   {
     m_diag.add(mark(node), path.str(), message);
     // An error costs far more than a visit (a formatted message): aliases that repeat
@@ -241,27 +242,26 @@ public:
 
   // Checks that `node` is a mapping whose keys are known and unique; calls `each`
   // for every known key. Returns false (after reporting) when it is not a mapping.
-  bool map(const YAML::Node& node, const KeyPath& path,
-           std::initializer_list<std::string_view> known,
-           const std::function<void(const std::string& key, const YAML::Node& key_node,
-                                    const YAML::Node& value)>& each)
+  bool map(const YamlNode& node, const KeyPath& path, std::initializer_list<std::string_view> known,
+           const std::function<void(std::string_view key, const YamlNode& key_node,
+                                    const YamlNode& value)>& each)
   {
     visit();
-    if (!node.IsMap()) {
+    if (!node.is_map()) {
       error(node, path.empty() ? "(root)" : path, "expected a mapping, found " + describe(node));
       return false;
     }
     // Bit i: known key i was seen (a mapping has at most a dozen known keys).
     std::uint32_t seen = 0;
-    for (const auto& kv : node) {
+    for (const auto& kv : node.entries()) {
       visit();
-      const YAML::Node& key = kv.first;
-      const KeyPath child_path = path.child(key.Scalar());
-      if (!key.IsScalar()) {
+      const YamlNode& key = kv.first;
+      const KeyPath child_path = path.child(key.scalar());
+      if (!key.is_scalar()) {
         error(key, path.empty() ? "(root)" : path, "expected a key, found " + describe(key));
         continue;
       }
-      const auto* found = std::find(known.begin(), known.end(), key.Scalar());
+      const auto* found = std::find(known.begin(), known.end(), key.scalar());
       if (found == known.end()) {
         std::vector<std::string> names(known.begin(), known.end());
         error(key, child_path,
@@ -275,23 +275,23 @@ public:
         continue;
       }
       seen |= bit;
-      each(key.Scalar(), key, kv.second);
+      each(key.scalar(), key, kv.second);
     }
     return true;
   }
 
-  std::optional<std::string> string(const YAML::Node& node, const KeyPath& path)
+  std::optional<std::string> string(const YamlNode& node, const KeyPath& path)
   {
     visit();
-    if (!node.IsScalar() || node.Scalar().empty()) {
+    if (!node.is_scalar() || node.scalar().empty()) {
       error(node, path, "expected a string, found " + describe(node));
       return std::nullopt;
     }
-    return node.Scalar();
+    return std::string(node.scalar());
   }
 
   // A string that may hold ${ENV} and ${file:PATH}.
-  std::optional<std::string> expanded(const YAML::Node& node, const KeyPath& path)
+  std::optional<std::string> expanded(const YamlNode& node, const KeyPath& path)
   {
     auto raw = string(node, path);
     if (!raw) {
@@ -306,7 +306,7 @@ public:
   }
 
   // An expanded path; a relative path is taken from the config file's directory.
-  std::optional<std::string> path(const YAML::Node& node, const KeyPath& key_path)
+  std::optional<std::string> path(const YamlNode& node, const KeyPath& key_path)
   {
     auto value = expanded(node, key_path);
     if (!value) {
@@ -320,15 +320,15 @@ public:
     return value;
   }
 
-  std::optional<util::Seconds> duration(const YAML::Node& node, const KeyPath& path)
+  std::optional<util::Seconds> duration(const YamlNode& node, const KeyPath& path)
   {
     visit();
-    if (!node.IsScalar() || node.Scalar().empty()) {
+    if (!node.is_scalar() || node.scalar().empty()) {
       error(node, path,
             "expected a duration such as 90s, 15m, 24h, 7d or 1h30m, found " + describe(node));
       return std::nullopt;
     }
-    auto d = util::parse_duration(node.Scalar());
+    auto d = util::parse_duration(node.scalar());
     if (!d) {
       error(node, path, d.error().message + ", found " + describe(node));
       return std::nullopt;
@@ -336,7 +336,7 @@ public:
     return *d;
   }
 
-  std::optional<int> integer(const YAML::Node& node, const KeyPath& path, int min, int max)
+  std::optional<int> integer(const YamlNode& node, const KeyPath& path, int min, int max)
   {
     visit();
     const auto bad = [&] {
@@ -344,10 +344,10 @@ public:
             fmt::format("expected an integer from {} to {}, found {}", min, max, describe(node)));
       return std::nullopt;
     };
-    if (!node.IsScalar()) {
+    if (!node.is_scalar()) {
       return bad();
     }
-    const std::string& s = node.Scalar();
+    const std::string s(node.scalar());
     if (s.empty() || s.size() > 9 ||
         !std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; })) {
       return bad();
@@ -359,23 +359,23 @@ public:
     return v;
   }
 
-  std::optional<bool> boolean(const YAML::Node& node, const KeyPath& path)
+  std::optional<bool> boolean(const YamlNode& node, const KeyPath& path)
   {
     visit();
-    if (node.IsScalar() && (node.Scalar() == "true" || node.Scalar() == "false")) {
-      return node.Scalar() == "true";
+    if (node.is_scalar() && (node.scalar() == "true" || node.scalar() == "false")) {
+      return node.scalar() == "true";
     }
     error(node, path, "expected true or false, found " + describe(node));
     return std::nullopt;
   }
 
-  std::optional<std::string> choice(const YAML::Node& node, const KeyPath& path,
+  std::optional<std::string> choice(const YamlNode& node, const KeyPath& path,
                                     std::initializer_list<std::string_view> options)
   {
     visit();
-    if (node.IsScalar() &&
-        std::find(options.begin(), options.end(), node.Scalar()) != options.end()) {
-      return node.Scalar();
+    if (node.is_scalar() &&
+        std::find(options.begin(), options.end(), node.scalar()) != options.end()) {
+      return std::string(node.scalar());
     }
     std::vector<std::string> names(options.begin(), options.end());
     error(node, path,
@@ -384,16 +384,16 @@ public:
   }
 
   // Calls `each` for the items of a sequence; reports anything else.
-  bool sequence(const YAML::Node& node, const KeyPath& path,
-                const std::function<void(std::size_t index, const YAML::Node& item)>& each)
+  bool sequence(const YamlNode& node, const KeyPath& path,
+                const std::function<void(std::size_t index, const YamlNode& item)>& each)
   {
     visit();
-    if (!node.IsSequence()) {
+    if (!node.is_sequence()) {
       error(node, path, "expected a sequence, found " + describe(node));
       return false;
     }
     std::size_t i = 0;
-    for (const auto& item : node) {
+    for (const auto item : node.items()) {
       visit();
       each(i, item);
       ++i;
@@ -468,18 +468,18 @@ public:
   }
 
   // Fills `c` (whose recipients walk_recipients() already read) from the root node.
-  void run(Config& c, const YAML::Node& root)
+  void run(Config& c, const YamlNode& root)
   {
     c.path = m_r.file();
     m_defaults_mark = Mark{ m_r.file(), 1, 1 };
     m_lifetime_mark = m_defaults_mark;
     m_timezone_mark = m_defaults_mark;
-    const YAML::Node* users = nullptr;
-    YAML::Node users_copy;
+    const YamlNode* users = nullptr;
+    YamlNode users_copy;
     m_r.map(root, "",
             { "state_dir", "control", "metrics", "log", "prune_interval", "catch_up_spread",
               "audit_retention", "retry", "controllers", "recipients", "defaults", "users" },
-            [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+            [&](std::string_view key, const YamlNode&, const YamlNode& v) {
               if (key == "state_dir") {
                 set(c.state_dir, m_r.path(v, key));
               } else if (key == "control") {
@@ -513,7 +513,7 @@ public:
     if (users != nullptr) {
       this->users(c, *users);
     }
-    if (root.IsMap() && c.controllers.empty() && !root["controllers"]) {
+    if (root.is_map() && c.controllers.empty() && !root["controllers"]) {
       m_r.error(root, "controllers", "expected at least one controller, found none");
     }
   }
@@ -527,11 +527,11 @@ private:
     }
   }
 
-  void control(Config& c, const YAML::Node& node)
+  void control(Config& c, const YamlNode& node)
   {
     const KeyPath base("control");
     m_r.map(node, base, { "socket", "group" },
-            [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+            [&](std::string_view key, const YamlNode&, const YamlNode& v) {
               const KeyPath p = base.child(key);
               if (key == "socket") {
                 if (auto s = m_r.path(v, p)) {
@@ -550,34 +550,34 @@ private:
             });
   }
 
-  void metrics(Config& c, const YAML::Node& node)
+  void metrics(Config& c, const YamlNode& node)
   {
-    m_r.map(node, "metrics", { "listen" },
-            [&](const std::string&, const YAML::Node&, const YAML::Node& v) {
-              auto s = m_r.string(v, "metrics.listen");
-              if (!s) {
-                return;
-              }
-              const auto colon = s->rfind(':');
-              const std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
-              const bool port_ok = !port.empty() && port.size() <= 5 &&
-                                   std::all_of(port.begin(), port.end(),
-                                               [](char ch) { return ch >= '0' && ch <= '9'; }) &&
-                                   std::stoi(port) > 0 && std::stoi(port) < 65536;
-              if (colon == 0 || colon == std::string::npos || !port_ok) {
-                m_r.error(v, "metrics.listen",
-                          "expected HOST:PORT such as 127.0.0.1:9817, found " + describe(v));
-                return;
-              }
-              c.metrics_listen = *s;
-            });
+    m_r.map(
+      node, "metrics", { "listen" }, [&](std::string_view, const YamlNode&, const YamlNode& v) {
+        auto s = m_r.string(v, "metrics.listen");
+        if (!s) {
+          return;
+        }
+        const auto colon = s->rfind(':');
+        const std::string port = colon == std::string::npos ? "" : s->substr(colon + 1);
+        const bool port_ok =
+          !port.empty() && port.size() <= 5 &&
+          std::all_of(port.begin(), port.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
+          std::stoi(port) > 0 && std::stoi(port) < 65536;
+        if (colon == 0 || colon == std::string::npos || !port_ok) {
+          m_r.error(v, "metrics.listen",
+                    "expected HOST:PORT such as 127.0.0.1:9817, found " + describe(v));
+          return;
+        }
+        c.metrics_listen = *s;
+      });
   }
 
-  void log(Config& c, const YAML::Node& node)
+  void log(Config& c, const YamlNode& node)
   {
     m_r.map(
       node, "log", { "level", "format" },
-      [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+      [&](std::string_view key, const YamlNode&, const YamlNode& v) {
         if (key == "level") {
           set(c.log_level, m_r.choice(v, "log.level", { "debug", "info", "warning", "error" }));
         } else {
@@ -586,11 +586,11 @@ private:
       });
   }
 
-  void retry(Config& c, const YAML::Node& node)
+  void retry(Config& c, const YamlNode& node)
   {
     const KeyPath base("retry");
     const bool ok = m_r.map(node, base, { "attempts", "initial", "max" },
-                            [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                            [&](std::string_view key, const YamlNode&, const YamlNode& v) {
                               const KeyPath p = base.child(key);
                               if (key == "attempts") {
                                 set(c.retry.attempts, m_r.integer(v, p, 1, 100));
@@ -610,8 +610,8 @@ private:
 
   // Checks an http(s) URL: https anywhere, http only for loopback hosts or with
   // insecure_http. Returns the normalised form for duplicate detection.
-  std::optional<std::string> check_url(const YAML::Node& v, const KeyPath& p,
-                                       const std::string& url, bool insecure_http)
+  std::optional<std::string> check_url(const YamlNode& v, const KeyPath& p, const std::string& url,
+                                       bool insecure_http)
   {
     const auto parsed = parse_url(url);
     if (!parsed) {
@@ -629,20 +629,20 @@ private:
     return parsed->normalised;
   }
 
-  void controllers(Config& c, const YAML::Node& node)
+  void controllers(Config& c, const YamlNode& node)
   {
     std::map<std::string, std::pair<std::string, int>> urls; // normalised -> (name, line)
     const KeyPath list("controllers");
-    m_r.sequence(node, list, [&](std::size_t i, const YAML::Node& item) {
+    m_r.sequence(node, list, [&](std::size_t i, const YamlNode& item) {
       const KeyPath base = list.at(i);
       Controller ctl;
       ctl.mark = m_r.mark(item);
-      YAML::Node url_node;
+      YamlNode url_node;
       const bool ok = m_r.map(
         item, base,
         { "name", "url", "admin_user", "admin_token_file", "ca_file", "timeout", "max_concurrent",
           "batch_size", "insecure_http" },
-        [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+        [&](std::string_view key, const YamlNode&, const YamlNode& v) {
           const KeyPath p = base.child(key);
           if (key == "name") {
             if (auto s = m_r.string(v, p)) {
@@ -717,25 +717,25 @@ private:
         c.controllers.push_back(std::move(ctl));
       }
     });
-    if (node.IsSequence() && node.size() == 0) {
+    if (node.is_sequence() && node.size() == 0) {
       m_r.error(node, "controllers", "expected at least one controller, found none");
     }
   }
 
   // Recipients are a mapping name → key file: every key is a user-chosen name, so
   // they are walked here instead of through Reader::map's known-key check.
-  void recipients_walk(Config& c, const YAML::Node& node)
+  void recipients_walk(Config& c, const YamlNode& node)
   {
     m_r.visit();
-    if (!node.IsMap()) {
+    if (!node.is_map()) {
       m_r.error(node, "recipients",
                 "expected a mapping of name: public key file, found " + describe(node));
       return;
     }
     const KeyPath recipients("recipients");
-    for (const auto& kv : node) {
+    for (const auto& kv : node.entries()) {
       m_r.visit();
-      const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      const std::string name(kv.first.scalar());
       const KeyPath p = recipients.child(name);
       if (!is_name(name, 64)) {
         m_r.error(kv.first, "recipients",
@@ -763,19 +763,19 @@ private:
     }
   }
 
-  void policy(Policy& pol, const YAML::Node& node, const KeyPath& base, Mark& schedule_mark,
+  void policy(Policy& pol, const YamlNode& node, const KeyPath& base, Mark& schedule_mark,
               Mark& timezone_mark, Mark& lifetime_mark)
   {
     m_r.map(node, base,
             { k_policy_keys[0], k_policy_keys[1], k_policy_keys[2], k_policy_keys[3],
               k_policy_keys[4], k_policy_keys[5], k_policy_keys[6], k_policy_keys[7] },
-            [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+            [&](std::string_view key, const YamlNode&, const YamlNode& v) {
               policy_key(pol, key, v, base.child(key), schedule_mark, timezone_mark, lifetime_mark);
             });
   }
 
   // One key of `defaults:` or of a user's overrides.
-  void policy_key(Policy& pol, const std::string& key, const YAML::Node& v, const KeyPath& p,
+  void policy_key(Policy& pol, std::string_view key, const YamlNode& v, const KeyPath& p,
                   Mark& schedule_mark, Mark& timezone_mark, Mark& lifetime_mark)
   {
     if (key == "schedule") {
@@ -814,12 +814,12 @@ private:
     }
   }
 
-  void users(Config& c, const YAML::Node& node)
+  void users(Config& c, const YamlNode& node)
   {
     // (controller, folded user) -> line of its first appearance
     std::map<std::pair<std::string, std::string>, int> seen;
     const KeyPath list("users");
-    m_r.sequence(node, list, [&](std::size_t i, const YAML::Node& item) {
+    m_r.sequence(node, list, [&](std::size_t i, const YamlNode& item) {
       const KeyPath base = list.at(i);
       User u;
       u.policy = c.defaults;
@@ -827,13 +827,13 @@ private:
       u.schedule_mark = m_defaults_mark;
       u.timezone_mark = m_timezone_mark;
       u.lifetime_mark = m_lifetime_mark;
-      YAML::Node user_node;
-      YAML::Node controller_node;
+      YamlNode user_node;
+      YamlNode controller_node;
       bool sinks_seen = false;
       const bool ok = m_r.map(item, base,
                               { "user", "controller", "sinks", "schedule", "timezone", "jitter",
                                 "lifetime", "grace", "failure_budget", "prune", "token_prefix" },
-                              [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                              [&](std::string_view key, const YamlNode&, const YamlNode& v) {
                                 const KeyPath p = base.child(key);
                                 if (key == "user") {
                                   user_node = v;
@@ -898,16 +898,16 @@ private:
     });
   }
 
-  void sinks(User& u, const YAML::Node& node, const KeyPath& base)
+  void sinks(User& u, const YamlNode& node, const KeyPath& base)
   {
-    const bool ok = m_r.sequence(node, base, [&](std::size_t i, const YAML::Node& item) {
+    const bool ok = m_r.sequence(node, base, [&](std::size_t i, const YamlNode& item) {
       const KeyPath sp = base.at(i);
       m_r.visit();
-      if (!item.IsMap()) {
+      if (!item.is_map()) {
         m_r.error(item, sp, "expected a mapping, found " + describe(item));
         return;
       }
-      const YAML::Node type_node = item["type"];
+      const YamlNode type_node = item["type"];
       if (!type_node) {
         m_r.error(item, sp, "expected key type (file | exec | http), found none");
         return;
@@ -918,9 +918,9 @@ private:
       }
       Sink s;
       s.mark = m_r.mark(item);
-      YAML::Node url_node;
+      YamlNode url_node;
       bool ok_map = false;
-      const auto common = [&](const std::string& key, const YAML::Node& v) {
+      const auto common = [&](std::string_view key, const YamlNode& v) {
         const KeyPath p = sp.child(key);
         if (key == "recipients") {
           recipients_list(s, v, p);
@@ -931,7 +931,7 @@ private:
       if (*type == "file") {
         s.type = SinkType::file;
         ok_map = m_r.map(item, sp, { "type", "recipients", "path", "mode", "group" },
-                         [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                         [&](std::string_view key, const YamlNode&, const YamlNode& v) {
                            const KeyPath p = sp.child(key);
                            if (key == "path") {
                              set(s.path, m_r.path(v, p));
@@ -949,7 +949,7 @@ private:
       } else if (*type == "exec") {
         s.type = SinkType::exec;
         ok_map = m_r.map(item, sp, { "type", "recipients", "command", "timeout" },
-                         [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                         [&](std::string_view key, const YamlNode&, const YamlNode& v) {
                            if (key == "command") {
                              command(s, v, sp.child("command"));
                            } else {
@@ -964,7 +964,7 @@ private:
         ok_map = m_r.map(item, sp,
                          { "type", "recipients", "url", "method", "timeout", "ca_file", "headers",
                            "insecure_http" },
-                         [&](const std::string& key, const YAML::Node&, const YAML::Node& v) {
+                         [&](std::string_view key, const YamlNode&, const YamlNode& v) {
                            const KeyPath p = sp.child(key);
                            if (key == "url") {
                              url_node = v;
@@ -1007,9 +1007,9 @@ private:
     }
   }
 
-  void recipients_list(Sink& s, const YAML::Node& v, const KeyPath& p)
+  void recipients_list(Sink& s, const YamlNode& v, const KeyPath& p)
   {
-    const bool ok = m_r.sequence(v, p, [&](std::size_t j, const YAML::Node& r) {
+    const bool ok = m_r.sequence(v, p, [&](std::size_t j, const YamlNode& r) {
       const KeyPath rp = p.at(j);
       auto name = m_r.string(r, rp);
       if (!name) {
@@ -1033,11 +1033,11 @@ private:
     }
   }
 
-  void mode(Sink& s, const YAML::Node& v, const KeyPath& p)
+  void mode(Sink& s, const YamlNode& v, const KeyPath& p)
   {
     m_r.visit();
-    const std::string text = v.IsScalar() ? v.Scalar() : "";
-    // yaml-cpp keeps the scalar's text, so 0640 and "0640" both arrive as "0640";
+    const std::string text(v.scalar());
+    // The tree keeps the scalar's text, so 0640 and "0640" both arrive as "0640";
     // the leading zero is required so that 640 is not mistaken for octal.
     const bool ok =
       text.size() == 4 && text[0] == '0' &&
@@ -1054,9 +1054,9 @@ private:
     s.mode = m;
   }
 
-  void command(Sink& s, const YAML::Node& v, const KeyPath& p)
+  void command(Sink& s, const YamlNode& v, const KeyPath& p)
   {
-    const bool ok = m_r.sequence(v, p, [&](std::size_t j, const YAML::Node& arg) {
+    const bool ok = m_r.sequence(v, p, [&](std::size_t j, const YamlNode& arg) {
       const KeyPath ap = p.at(j);
       if (j == 0) {
         auto exe = m_r.path(arg, ap);
@@ -1080,11 +1080,11 @@ private:
         s.command.push_back(*exe);
       } else {
         m_r.visit();
-        if (!arg.IsScalar()) {
+        if (!arg.is_scalar()) {
           m_r.error(arg, ap, "expected a string, found " + describe(arg));
           return;
         }
-        auto value = expand(arg.Scalar());
+        auto value = expand(arg.scalar());
         if (!value) {
           m_r.error(arg, ap, value.error().message);
           return;
@@ -1097,16 +1097,16 @@ private:
     }
   }
 
-  void headers(Sink& s, const YAML::Node& v, const KeyPath& p)
+  void headers(Sink& s, const YamlNode& v, const KeyPath& p)
   {
     m_r.visit();
-    if (!v.IsMap()) {
+    if (!v.is_map()) {
       m_r.error(v, p, "expected a mapping of header: value, found " + describe(v));
       return;
     }
-    for (const auto& kv : v) {
+    for (const auto& kv : v.entries()) {
       m_r.visit();
-      const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      const std::string name(kv.first.scalar());
       // RFC 9110 token characters.
       const bool name_ok = !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
         return std::isalnum(static_cast<unsigned char>(ch)) != 0 ||
@@ -1137,9 +1137,9 @@ private:
   }
 
 public:
-  void walk_recipients(Config& c, const YAML::Node& root)
+  void walk_recipients(Config& c, const YamlNode& root)
   {
-    if (root.IsMap() && root["recipients"]) {
+    if (root.is_map() && root["recipients"]) {
       recipients_walk(c, root["recipients"]);
     }
   }
@@ -1177,21 +1177,24 @@ load_text(const std::string& text, const std::string& name)
   }
   Config config;
   {
-    std::vector<YAML::Node> docs;
-    try {
-      docs = YAML::LoadAll(text);
-    } catch (const YAML::Exception& e) {
+    auto tree = YamlTree::parse(text);
+    if (!tree) {
+      const auto& e = tree.error();
       diag.add(Mark{ name, e.mark.is_null() ? 1 : e.mark.line + 1,
                      e.mark.is_null() ? 1 : e.mark.column + 1 },
-               "", fmt::format("expected valid YAML, found an error: {}", e.msg));
+               "", fmt::format("expected valid YAML, found an error: {}", e.message));
       return util::make_error("config", diag.to_string());
     }
-    if (docs.empty() || docs[0].IsNull()) {
+    std::vector<YamlNode> docs;
+    for (std::size_t i = 0; i < tree->document_count(); ++i) {
+      docs.push_back(tree->document(i));
+    }
+    if (docs.empty() || docs[0].is_null()) {
       diag.add(Mark{ name, 1, 1 }, "(root)", "expected a mapping, found an empty document");
       return util::make_error("config", diag.to_string());
     }
     if (docs.size() > 1) {
-      diag.add(Mark{ name, docs[1].Mark().line + 1, docs[1].Mark().column + 1 }, "",
+      diag.add(Mark{ name, docs[1].mark().line + 1, docs[1].mark().column + 1 }, "",
                "expected one YAML document, found several");
       return util::make_error("config", diag.to_string());
     }
@@ -1206,9 +1209,6 @@ load_text(const std::string& text, const std::string& name)
                "expected a config of reasonable size, found a document that expands past 2,000,000 "
                "nodes (anchors and aliases?)");
       return util::make_error("config", only.to_string());
-    } catch (const YAML::Exception& e) {
-      diag.add(Mark{ name, 1, 1 }, "",
-               fmt::format("expected valid YAML, found an error: {}", e.msg));
     }
   }
   // The node tree is gone, but the config built while walking it lies scattered among the

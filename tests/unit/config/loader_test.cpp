@@ -465,6 +465,24 @@ recipients:
           "c.yaml:2:1: expected valid YAML, found an error: end of sequence flow not found");
   }
 
+  TEST_CASE("YAML errors read as before: yaml-cpp's words where it refuses the text too")
+  {
+    Files f;
+    // Both parsers refuse these; the words and marks are yaml-cpp's, as they always were.
+    CHECK(errors_of(f, "a: b: c\n") ==
+          "c.yaml:1:5: expected valid YAML, found an error: illegal map value");
+    CHECK(
+      errors_of(f, f.sub(k_base) + "defaults: *nowhere\n") ==
+      "c.yaml:14:11: expected valid YAML, found an error: the referenced anchor is not defined");
+    // yaml-cpp 0.7 took an unterminated quote as text; libyaml's words stand then.
+    CHECK(errors_of(f, f.sub(k_base) + "defaults:\n  jitter: '5m\n") ==
+          "c.yaml:16:1: expected valid YAML, found an error: found unexpected end of stream (while "
+          "scanning a quoted scalar)");
+    // Aliases still reach the walker: a shared sink list is read at each use.
+    CHECK(errors_of(f, replace(f.sub(k_base), "    sinks:\n", "    sinks: &s\n") +
+                         "  - {user: svc-other, controller: ci, sinks: *s}\n") == "");
+  }
+
   TEST_CASE("a billion-laughs document is refused quickly, without exhausting memory")
   {
     Files f;
