@@ -220,6 +220,10 @@ class Emulator:
     def clear_faults(self):
         return self._control("DELETE", "/__emu/faults")
 
+    def set_latency(self, ms):
+        """Delays every answer but the control API's by ``ms`` (a network round trip)."""
+        return self._control("POST", "/__emu/latency", {"ms": ms})
+
     def shift_clock(self, days=0, seconds=0):
         return self._control("POST", "/__emu/clock", {"shift_days": days, "shift_seconds": seconds})
 

@@ -49,6 +49,23 @@ class FaultTest(unittest.TestCase):
         self.assertEqual(self.emu.script("print 'Needle Token'")[0], 502)
         self.assertEqual(self.emu.script("print 'Needle Token'")[0], 200)
 
+    def test_latency_delays_every_answer_but_the_control_apis(self):
+        self.addCleanup(self.emu.set_latency, 0)
+        self.assertEqual(self.emu.set_latency(400), {"ms": 400})
+        for call in (lambda: self.emu.get("/whoAmI/api/json"),
+                     lambda: self.emu.script("print 'slow'")):
+            start = time.monotonic()
+            call()
+            self.assertGreaterEqual(time.monotonic() - start, 0.4)
+        # The control API is never delayed (a bench reads counters between its rounds),
+        # and latency 0 turns it off again: neither call waits the 5 s.
+        self.emu.set_latency(5000)
+        start = time.monotonic()
+        self.emu.counters()
+        self.assertEqual(self.emu.set_latency(0), {"ms": 0})
+        self.emu.get("/whoAmI/api/json")
+        self.assertLess(time.monotonic() - start, 5)
+
     def test_delay_before_runs_after_the_delay(self):
         self.emu.fault("/scriptText", "delay_before", delay_ms=1500)
         text = MAKE % "delayed-before"

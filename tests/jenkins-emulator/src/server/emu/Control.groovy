@@ -26,6 +26,9 @@ class Control {
             case 'GET /__emu/faults':
                 synchronized (server.faults) { return ok(server.faults.collect { new LinkedHashMap(it) }) }
             case 'POST /__emu/clock': return clock(body(req))
+            case 'POST /__emu/latency':
+                server.latencyMs = Math.max(0L, (body(req).ms ?: 0) as long)
+                return ok([ms: server.latencyMs])
             case 'GET /__emu/state': return ok(state())
             case 'GET /__emu/events': return ok(Emu.events())
             case 'DELETE /__emu/events':

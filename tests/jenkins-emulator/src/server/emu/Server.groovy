@@ -82,6 +82,8 @@ class Server implements HttpHandler {
     final byte[] crumbSalt = SecureRandom.getSeed(16)
     final Set<String> sessions = ConcurrentHashMap.newKeySet()
     final List<Map> faults = []
+    /** Added before every answer but the control API's: a network round trip (the benches). */
+    volatile long latencyMs = 0
     final List<Map> scripts = []
     final Map<String, Integer> counters = new TreeMap<>()
     final ScriptRunner runner = new ScriptRunner(scripts: scripts)
@@ -154,6 +156,7 @@ class Server implements HttpHandler {
                 counters[k] = (counters[k] ?: 0) + 1
             }
         }
+        if (!control && latencyMs > 0) { sleep(latencyMs) }
         Map fault = control ? null : takeFault(req)
         if (fault) {
             switch (fault.kind) {
