@@ -231,6 +231,32 @@ class CrashMatrixTest(unittest.TestCase):
         self.assertTrue(hooked)
         self.assertGreaterEqual(revoked[0], os.stat(moved).st_mtime)
         self.assertGreaterEqual(revoked[0], min(hooked))
+    def test_overlapping_batches_crash_at_any_moment_and_recover(self):
+        """Twelve slots in batches of two: several batches mint, verify and deliver at
+        once, so a crash leaves them at different steps."""
+        for spec in ("between_sinks:7", "before_commit:2", "after_verify:3"):
+            with self.subTest(crash_at=spec):
+                tag = spec.split(":")[0].replace("_", "")
+                users = ["cm-ov-%s-%02d" % (tag, i) for i in range(12)]
+                for u in users:
+                    self.emu.create_user(u)
+                rig = Rig(self.emu, users, sinks=("file", "exec"), batch_size=2, grace="0s")
+                self.addCleanup(rig.cleanup)
+                r = rig.once()
+                self.assertEqual(r.returncode, 0, rig.log())
+                rig.check_invariants(self)
+                r = rig.once("--force", env={"JTR_CRASH_AT": spec})
+                self.assertEqual(r.returncode, -signal.SIGABRT, rig.log())
+                r = rig.once()
+                self.assertIn(r.returncode, (0, 1), rig.log())
+                rig.check_invariants(self)
+                self.assertEqual(rig.query("SELECT seq, state FROM attempts WHERE state IN "
+                                           "('planned', 'minted', 'verified', 'delivering')"),
+                                 [], rig.log())
+                r = rig.once("--force")
+                self.assertEqual(r.returncode, 0, rig.log())
+                rig.check_invariants(self)
+
 
 def _make(point):
     def test(self):
