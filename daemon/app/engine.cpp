@@ -136,6 +136,7 @@ struct SinkResult
   int sink_index = 0;
   state::SinkOutcome outcome = state::SinkOutcome::retryable;
   std::string message;
+  int tries = 1; // within this pass
 };
 
 // Work in flight for one slot during a pass.
@@ -445,7 +446,8 @@ struct Engine::Impl
                          w.name,
                          static_cast<std::uint64_t>(w.seq) };
       sinks::Outcome outcome;
-      for (int attempt_no = 1;; ++attempt_no) {
+      int attempt_no = 1;
+      for (;; ++attempt_no) {
         outcome = co_await entry.sink->deliver(d);
         if (outcome.status != sinks::Status::retryable || attempt_no >= config.retry.attempts) {
           break;
@@ -457,7 +459,7 @@ struct Engine::Impl
       const auto so = outcome.status == sinks::Status::ok          ? state::SinkOutcome::ok
                       : outcome.status == sinks::Status::retryable ? state::SinkOutcome::retryable
                                                                    : state::SinkOutcome::rejected;
-      w.sink_results.push_back({ e.sink_index, so, outcome.message });
+      w.sink_results.push_back({ e.sink_index, so, outcome.message, attempt_no });
       if (outcome.ok()) {
         ++ok;
         util::crash_point("between_sinks");
@@ -479,7 +481,8 @@ struct Engine::Impl
     w.report.sinks_total = total;
     const auto now = now_seconds();
     for (const auto& r : w.sink_results) {
-      if (auto rec = store.record_sink_result(w.seq, r.sink_index, r.outcome, r.message, now);
+      if (auto rec =
+            store.record_sink_result(w.seq, r.sink_index, r.outcome, r.message, now, r.tries);
           !rec) {
         log_store_error("sink result", rec.error());
       }

@@ -858,7 +858,7 @@ Store::mark_verified(Seq seq, Time now)
 
 util::Result<void>
 Store::record_sink_result(Seq seq, int sink_index, SinkOutcome outcome, std::string_view message,
-                          Time now)
+                          Time now, int tries)
 {
   return atomically(*m_db, [&]() -> util::Result<void> {
     auto a =
@@ -881,13 +881,13 @@ Store::record_sink_result(Seq seq, int sink_index, SinkOutcome outcome, std::str
     }
     auto st =
       m_db->prepare("INSERT INTO sink_results (seq, sink_index, outcome, message, tries, updated) "
-                    "VALUES (?1, ?2, ?3, ?4, 1, ?5) ON CONFLICT (seq, sink_index) DO UPDATE SET "
-                    "outcome = excluded.outcome, message = excluded.message, tries = tries + 1, "
-                    "updated = excluded.updated");
+                    "VALUES (?1, ?2, ?3, ?4, ?6, ?5) ON CONFLICT (seq, sink_index) DO UPDATE SET "
+                    "outcome = excluded.outcome, message = excluded.message, "
+                    "tries = tries + excluded.tries, updated = excluded.updated");
     if (!st) {
       return st.error();
     }
-    st->bind_all(seq, sink_index, to_string(outcome), message, now);
+    st->bind_all(seq, sink_index, to_string(outcome), message, now, std::max(tries, 1));
     STATE_TRY(st->run());
     STATE_TRY(insert_audit(*m_db, now, a->slot, seq, fmt::format("sink_{}", to_string(outcome)),
                            fmt::format("{}: sink {}{}{}", a->token_name, sink_index,

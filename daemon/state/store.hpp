@@ -83,9 +83,10 @@ public:
   // minted -> verified: /whoAmI as the new token named the user.
   util::Result<void> mark_verified(Seq seq, Time now);
 
-  // Records a delivery to one sink; the first `ok` moves verified -> delivering.
+  // Records the outcome of `tries` delivery tries to one sink (added to earlier ones);
+  // the first `ok` moves verified -> delivering.
   util::Result<void> record_sink_result(Seq seq, int sink_index, SinkOutcome outcome,
-                                        std::string_view message, Time now);
+                                        std::string_view message, Time now, int tries = 1);
 
   // delivering -> committed once every sink is `ok`: the new token becomes current, the
   // old current becomes previous with retire_at = now + grace; the slot's failures,

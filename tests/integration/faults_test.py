@@ -170,6 +170,10 @@ class FaultsTest(unittest.TestCase):
         outcomes = [(h[1], h[4]) for h in rig.hook_entries()]
         for u in rig.users:
             self.assertEqual([o for who, o in outcomes if who == u], ["failed", "ok"], outcomes)
+        # The state counts both tries of the hook, one of the file.
+        tries = rig.query("SELECT sink_index, outcome, tries FROM sink_results ORDER BY seq, "
+                          "sink_index")
+        self.assertEqual(tries, [(0, "ok", 1), (1, "ok", 2)] * len(rig.users), tries)
         rig.check_invariants(self)
 
     def test_a_second_sink_that_always_fails_rolls_forward_and_degrades_the_slot(self):
