@@ -291,6 +291,19 @@ struct Engine::Impl
     co_return true;
   }
 
+  // Calls fn(first, count) for each batch_size slice of n items bound for `c`, with up
+  // to max_concurrent slices in flight (net::Client caps the requests in any case).
+  template<typename F>
+  asio::awaitable<void> per_batch(const ControllerEntry& c, std::size_t n, F fn)
+  {
+    const auto batch = static_cast<std::size_t>(c.config->batch_size);
+    co_await for_each_concurrently((n + batch - 1) / batch,
+                                   static_cast<std::size_t>(c.config->max_concurrent),
+                                   [&](std::size_t j) -> asio::awaitable<void> {
+                                     co_await fn(j * batch, std::min(batch, n - j * batch));
+                                   });
+  }
+
   // Revokes tokens by uuid on one controller; returns the uuids that are gone.
   asio::awaitable<std::set<std::string>> revoke(ControllerEntry& c,
                                                 std::vector<jenkins::RevokeItem> items)
@@ -299,14 +312,9 @@ struct Engine::Impl
     if (items.empty() || !co_await ensure_probed(c)) {
       co_return gone;
     }
-    const auto batch = static_cast<std::size_t>(c.config->batch_size);
-    const auto chunks = (items.size() + batch - 1) / batch;
-    co_await for_each_concurrently(
-      chunks, static_cast<std::size_t>(c.config->max_concurrent),
-      [&](std::size_t j) -> asio::awaitable<void> {
-        const auto i = j * batch;
-        const auto n = std::min(batch, items.size() - i);
-        std::span<const jenkins::RevokeItem> chunk(items.data() + i, n);
+    co_await per_batch(
+      c, items.size(), [&](std::size_t first, std::size_t n) -> asio::awaitable<void> {
+        std::span<const jenkins::RevokeItem> chunk(items.data() + first, n);
         auto r = co_await jenkins::revoke(*c.client, *c.variant, chunk);
         if (!r) {
           util::log::error("controller {}: revoke: {}", c.config->name, r.error().message);
@@ -677,30 +685,27 @@ struct Engine::Impl
         }
         continue;
       }
-      const auto batch = static_cast<std::size_t>(c.config->batch_size);
-      co_await for_each_concurrently(
-        (indices.size() + batch - 1) / batch, static_cast<std::size_t>(c.config->max_concurrent),
-        [&](std::size_t j) -> asio::awaitable<void> {
-          const std::span<const std::size_t> chunk(indices.data() + j * batch,
-                                                   std::min(batch, indices.size() - j * batch));
-          std::vector<std::string> users;
-          for (const auto i : chunk) {
-            users.push_back(works[i]->slot->user->user);
-          }
-          auto listed = co_await jenkins::list(*c.client, users);
-          for (std::size_t k = 0; k < chunk.size(); ++k) {
-            const auto i = chunk[k];
-            if (!listed || k >= listed->users.size() || listed->users[k].error) {
-              alive[i] = true;
-              continue;
-            }
-            for (const auto& t : listed->users[k].tokens) {
-              if (t.uuid == uuids[i]) {
-                alive[i] = !t.expired;
-              }
-            }
-          }
-        });
+      co_await per_batch(c, indices.size(),
+                         [&](std::size_t first, std::size_t n) -> asio::awaitable<void> {
+                           const std::span<const std::size_t> chunk(indices.data() + first, n);
+                           std::vector<std::string> users;
+                           for (const auto i : chunk) {
+                             users.push_back(works[i]->slot->user->user);
+                           }
+                           auto listed = co_await jenkins::list(*c.client, users);
+                           for (std::size_t k = 0; k < chunk.size(); ++k) {
+                             const auto i = chunk[k];
+                             if (!listed || k >= listed->users.size() || listed->users[k].error) {
+                               alive[i] = true;
+                               continue;
+                             }
+                             for (const auto& t : listed->users[k].tokens) {
+                               if (t.uuid == uuids[i]) {
+                                 alive[i] = !t.expired;
+                               }
+                             }
+                           }
+                         });
     }
     co_return alive;
   }
@@ -919,23 +924,19 @@ struct Engine::Impl
       log_store_error("highest seq", highest.error());
       co_return;
     }
-    // List every slot's tokens, max_concurrent batches at once, then reconcile in order.
-    const auto batch = static_cast<std::size_t>(c.config->batch_size);
-    std::vector<std::vector<std::string>> groups;
-    for (std::size_t i = 0; i < mine.size(); i += batch) {
-      auto& users = groups.emplace_back();
-      for (std::size_t k = i; k < std::min(mine.size(), i + batch); ++k) {
-        users.push_back(mine[k]->user->user);
-      }
-    }
-    std::vector<std::optional<net::Result<jenkins::ListAnswer>>> answers(groups.size());
-    co_await for_each_concurrently(groups.size(),
-                                   static_cast<std::size_t>(c.config->max_concurrent),
-                                   [&](std::size_t j) -> asio::awaitable<void> {
-                                     answers[j] = co_await jenkins::list(*c.client, groups[j]);
-                                   });
+    // List every slot's tokens, batches in flight together, then reconcile in order.
+    // answers[first]: the answer for the batch that starts at mine[first].
+    std::vector<std::optional<net::Result<jenkins::ListAnswer>>> answers(mine.size());
+    co_await per_batch(c, mine.size(),
+                       [&](std::size_t first, std::size_t n) -> asio::awaitable<void> {
+                         std::vector<std::string> users;
+                         for (std::size_t k = first; k < first + n; ++k) {
+                           users.push_back(mine[k]->user->user);
+                         }
+                         answers[first] = co_await jenkins::list(*c.client, users);
+                       });
     for (const auto& listed : answers) {
-      if (!*listed) {
+      if (listed && !*listed) {
         util::log::error("controller {}: listing tokens: {}", c.config->name,
                          listed->error().message);
         co_return;
@@ -950,12 +951,15 @@ struct Engine::Impl
           tx.emplace(std::move(*t));
         }
       }
-      for (std::size_t j = 0; j < groups.size(); ++j) {
-        const auto& listed = **answers[j];
+      for (std::size_t first = 0; first < mine.size(); ++first) {
+        if (!answers[first]) {
+          continue; // not the start of a batch
+        }
+        const auto& listed = **answers[first];
         c.usage_statistics = listed.usage_statistics;
         c.jenkins_now_ms = listed.clock.now_ms;
-        for (std::size_t k = 0; k < groups[j].size() && k < listed.users.size(); ++k) {
-          reconcile_slot(c, *mine[j * batch + k], listed.users[k], *highest, to_revoke);
+        for (std::size_t k = 0; first + k < mine.size() && k < listed.users.size(); ++k) {
+          reconcile_slot(c, *mine[first + k], listed.users[k], *highest, to_revoke);
         }
       }
       if (tx) {
@@ -1241,17 +1245,14 @@ struct Engine::Impl
       }
       // Batches overlap (one mints while another verifies or writes its sinks); the
       // client keeps the controller's requests within max_concurrent.
-      const auto batch = static_cast<std::size_t>(c.config->batch_size);
-      std::vector<std::vector<Work*>> chunks;
-      for (std::size_t i = 0; i < works.size(); i += batch) {
-        auto& chunk = chunks.emplace_back();
-        for (std::size_t k = i; k < std::min(works.size(), i + batch); ++k) {
-          chunk.push_back(works[k].get());
-        }
-      }
-      co_await for_each_concurrently(
-        chunks.size(), static_cast<std::size_t>(c.config->max_concurrent),
-        [&](std::size_t j) -> asio::awaitable<void> { co_await rotate_batch(c, chunks[j]); });
+      co_await per_batch(c, works.size(),
+                         [&](std::size_t first, std::size_t n) -> asio::awaitable<void> {
+                           std::vector<Work*> chunk;
+                           for (std::size_t k = first; k < first + n; ++k) {
+                             chunk.push_back(works[k].get());
+                           }
+                           co_await rotate_batch(c, chunk);
+                         });
       for (auto& w : works) {
         reports.push_back(w->report);
       }
