@@ -47,6 +47,18 @@ temp_prefix(const std::string& name)
   return "." + name + std::string(k_temp_marker);
 }
 
+// The target name of one of our temp files (".NAME.jtr-tmp-XXXXXX"), else nothing.
+std::optional<std::string_view>
+temp_target(std::string_view entry)
+{
+  const std::size_t tail = k_temp_marker.size() + k_temp_random;
+  if (entry.size() <= 1 + tail || entry[0] != '.' ||
+      entry.substr(entry.size() - tail, k_temp_marker.size()) != k_temp_marker) {
+    return std::nullopt;
+  }
+  return entry.substr(1, entry.size() - 1 - tail);
+}
+
 const char*
 kind_of(int err)
 {
@@ -166,16 +178,14 @@ Result<int>
 remove_stale_temp_files(const std::string& path)
 {
   const auto [dir, name] = split(path);
-  const std::string prefix = temp_prefix(name);
   DIR* d = ::opendir(dir.c_str());
   if (d == nullptr) {
     return errno_error(errno, fmt::format("cannot open directory {}", dir));
   }
   std::vector<std::string> stale;
   while (const dirent* e = ::readdir(d)) {
-    const std::string_view entry = e->d_name;
-    if (entry.size() == prefix.size() + k_temp_random && entry.starts_with(prefix)) {
-      stale.emplace_back(entry);
+    if (temp_target(e->d_name) == name) {
+      stale.emplace_back(e->d_name);
     }
   }
   ::closedir(d);
@@ -192,18 +202,6 @@ remove_stale_temp_files(const std::string& path)
 }
 
 namespace {
-
-// The target name of one of our temp files (".NAME.jtr-tmp-XXXXXX"), else nothing.
-std::optional<std::string_view>
-temp_target(std::string_view entry)
-{
-  const std::size_t tail = k_temp_marker.size() + k_temp_random;
-  if (entry.size() <= 1 + tail || entry[0] != '.' ||
-      entry.substr(entry.size() - tail, k_temp_marker.size()) != k_temp_marker) {
-    return std::nullopt;
-  }
-  return entry.substr(1, entry.size() - 1 - tail);
-}
 
 // Removes the leftovers of crashed writes for `name` in `dir`. Only a crash leaves
 // them, so each directory is read once per process: the first write into it notes
