@@ -15,8 +15,7 @@ import subprocess
 import tempfile
 import unittest
 
-from emulator import Emulator
-from rotation_rig import BIN, Rig, binary_has_crash_points, parse_time
+from rotation_rig import BIN, RigTest, binary_has_crash_points, parse_time
 
 # The first visit of each point: between_sinks is visited after each sink that took the
 # token, so it stops right after the file sink of the first slot.
@@ -87,23 +86,12 @@ class CrashPointsInBinaryTest(unittest.TestCase):
 @unittest.skipUnless(binary_has_crash_points(),
                      "the binary has no crash points: build with -DJTR_CRASH_POINTS=ON "
                      "(the sanitizer CI build does) to run the crash matrix")
-class CrashMatrixTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
-
+class CrashMatrixTest(RigTest):
     def crash_case(self, point, users=None):
         """Abort a forced pass at `point` (NAME or NAME:N), then recover; users default to
         one batch of two."""
         users = users or ["cm-%s-%s" % (point.replace("_", ""), u) for u in USERS]
-        for u in users:
-            self.emu.create_user(u)
-        rig = Rig(self.emu, users, sinks=("file", "exec"), batch_size=2, grace="0s")
-        self.addCleanup(rig.cleanup)
+        rig = self.make_rig(users, sinks=("file", "exec"), batch_size=2, grace="0s")
 
         r = rig.once()
         self.assertEqual(r.returncode, 0, rig.log())
@@ -130,10 +118,8 @@ class CrashMatrixTest(unittest.TestCase):
         """Sink results are recorded per batch, so a crash can leave a sink holding a token
         the state does not know it holds; a resumed attempt is therefore never failed."""
         user = "cm-resumed-a"
-        self.emu.create_user(user)
-        rig = Rig(self.emu, [user], sinks=("exec-switch", "file"), batch_size=1, grace="0s",
-                  retry="{attempts: 1, initial: 1s, max: 1s}")
-        self.addCleanup(rig.cleanup)
+        rig = self.make_rig([user], sinks=("exec-switch", "file"), batch_size=1, grace="0s",
+                            retry="{attempts: 1, initial: 1s, max: 1s}")
         r = rig.once()
         self.assertEqual(r.returncode, 0, rig.log())
 
@@ -172,10 +158,8 @@ class CrashMatrixTest(unittest.TestCase):
 
     def crash_between_sinks(self, user, **kw):
         """A rig whose hook holds a new token the file sink never got: (rig, that envelope)."""
-        self.emu.create_user(user)
-        rig = Rig(self.emu, [user], sinks=("exec-switch", "file"), batch_size=1, grace="0s",
-                  **kw)
-        self.addCleanup(rig.cleanup)
+        rig = self.make_rig([user], sinks=("exec-switch", "file"), batch_size=1, grace="0s",
+                            **kw)
         r = rig.once()
         self.assertEqual(r.returncode, 0, rig.log())
         r = rig.once("--force", env={"JTR_CRASH_AT": "between_sinks"})

@@ -8,20 +8,13 @@ import time
 import unittest
 import zoneinfo
 
-from emulator import Emulator
-from rotation_rig import Rig, parse_time
+from rotation_rig import RigTest, parse_time
 
 ZONE = "Pacific/Kiritimati"
 
 
-class ExpiryTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560", timezone=ZONE)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
+class ExpiryTest(RigTest):
+    EMULATOR = {"version": "2.560", "timezone": ZONE}
 
     def setUp(self):
         self.addCleanup(self.reset_clock)
@@ -37,13 +30,8 @@ class ExpiryTest(unittest.TestCase):
         self.emu.shift_clock(seconds=int(instant - time.time()) - current)
 
     def rig(self, tag, n=1, **kw):
-        users = ["%s-%d" % (tag, i) for i in range(n)]
-        for u in users:
-            self.emu.create_user(u)
         kw.setdefault("lifetime", "2d")
-        rig = Rig(self.emu, users, schedule="every 1d", failure_budget="1h", **kw)
-        self.addCleanup(rig.cleanup)
-        return rig
+        return super().rig(tag, n, schedule="every 1d", failure_budget="1h", **kw)
 
     def jenkins_end(self, expiration):
         """The first instant a token with Jenkins expiry date ``expiration`` is dead: the

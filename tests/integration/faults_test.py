@@ -7,8 +7,7 @@ import threading
 import time
 import unittest
 
-from emulator import Emulator
-from rotation_rig import Rig
+from rotation_rig import RigTest
 
 MINT = "JTR-TOKEN"  # text only the mint script carries (its output marker)
 
@@ -44,28 +43,12 @@ class FileSinkWatcher(threading.Thread):
         self.join(10)
 
 
-class FaultsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
-
+class FaultsTest(RigTest):
     def setUp(self):
         self.emu.clear_faults()
 
     def tearDown(self):
         self.emu.clear_faults()
-
-    def rig(self, tag, n=2, **kw):
-        users = ["%s-%d" % (tag, i) for i in range(n)]
-        for u in users:
-            self.emu.create_user(u)
-        rig = Rig(self.emu, users, **kw)
-        self.addCleanup(rig.cleanup)
-        return rig
 
     def committed_seq(self, rig, user):
         rows = rig.query("SELECT t.seq FROM tokens t JOIN slots s ON s.id = t.slot_id "

@@ -6,27 +6,10 @@ the database's highest stops pruning with a clear error; a hand-made token survi
 import time
 import unittest
 
-from emulator import Emulator
-from rotation_rig import Rig
+from rotation_rig import RigTest
 
 
-class PlantedTokensTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
-
-    def rig(self, tag, n=2, **kw):
-        users = ["%s-%d" % (tag, i) for i in range(n)]
-        for u in users:
-            self.emu.create_user(u)
-        rig = Rig(self.emu, users, **kw)
-        self.addCleanup(rig.cleanup)
-        return rig
-
+class PlantedTokensTest(RigTest):
     def names(self, rig, user):
         return {t["name"] for t in rig.jenkins_tokens(user)}
 

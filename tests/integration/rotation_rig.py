@@ -17,8 +17,11 @@ import sqlite3
 import subprocess
 import tempfile
 import time
+import unittest
 
 import nacl.public
+
+from emulator import Emulator
 
 BIN = os.environ.get("JTR_BIN", "build/jenkins-token-rotator")
 OPEN_STATES = ("planned", "minted", "verified", "delivering")
@@ -33,6 +36,31 @@ def binary_has_crash_points(path=BIN):
     """True when the binary was built with -DJTR_CRASH_POINTS=ON (its abort message is in it)."""
     with open(path, "rb") as f:
         return b"crash point" in f.read()
+
+
+class RigTest(unittest.TestCase):
+    """Base of the rotation tests: one emulator (EMULATOR's options) for the class, and
+    rigs made per test, their users created in it and their directories cleaned up."""
+    EMULATOR = {"version": "2.560"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(**cls.EMULATOR)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop(remove=True)
+
+    def make_rig(self, users, **kw):
+        for u in users:
+            self.emu.create_user(u)
+        rig = Rig(self.emu, users, **kw)
+        self.addCleanup(rig.cleanup)
+        return rig
+
+    def rig(self, tag, n=2, **kw):
+        """A rig for n fresh users named TAG-0 … TAG-(n-1)."""
+        return self.make_rig(["%s-%d" % (tag, i) for i in range(n)], **kw)
 
 
 class Rig:

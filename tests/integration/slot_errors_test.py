@@ -7,8 +7,7 @@ import os
 import time
 import unittest
 
-from emulator import Emulator
-from rotation_rig import Rig
+from rotation_rig import Rig, RigTest
 
 OK = "se-ok"
 GHOST = "se-ghost"  # in Jenkins, not in the realm: /whoAmI as its token gives 500
@@ -19,22 +18,20 @@ def utc(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-class SlotErrorsTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560", users=[OK])
-        cls.emu.create_user(GHOST, realm=False)
+class SlotErrorsTest(RigTest):
+    EMULATOR = {"version": "2.560", "users": [OK]}
 
     @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.emu.create_user(GHOST, realm=False)
 
     def minted_for(self, user):
         return [e for e in self.emu.events() if e["event"] == "token_created" and e["user"] == user]
 
     def test_unknown_and_realmless_users_back_off_for_hours_without_churn(self):
         rig = Rig(self.emu, [OK, GHOST, MISSING], sinks=("file",), batch_size=3)
-        self.addCleanup(rig.cleanup)
+        self.addCleanup(rig.cleanup)  # its users exist already (or must not)
         started = time.time()
         r = rig.once()
         self.assertEqual(r.returncode, 1, rig.log())
