@@ -1,8 +1,8 @@
 #include "app/args.hpp"
-#include "app/client_options.hpp"
 #include "app/commands.hpp"
+#include "app/harden_first.hpp"
 #include "config/loader.hpp"
-#include "jenkins/probe.hpp"
+#include "rotation/api_factory.hpp"
 #include "util/error.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -54,25 +54,22 @@ connect_all(const config::Config& config)
   boost::asio::io_context ioc;
   std::vector<std::string> lines(config.controllers.size());
   std::vector<bool> ok(config.controllers.size(), false);
-  std::vector<std::unique_ptr<net::Client>> clients;
+  // The engine's seam to Jenkins (jenkins::Api), as `once` builds it.
+  const auto factory = rotation::http_api_factory();
+  std::vector<std::unique_ptr<jenkins::Api>> apis;
   for (std::size_t i = 0; i < config.controllers.size(); ++i) {
     const auto& c = config.controllers[i];
-    auto options = client_options(config, c);
-    if (!options) {
-      lines[i] = describe(c, options.error());
+    auto api = factory->make(ioc.get_executor(), config, c);
+    if (!api) {
+      lines[i] = describe(c, api.error());
       continue;
     }
-    auto client = net::Client::create(ioc.get_executor(), std::move(*options));
-    if (!client) {
-      lines[i] = describe(c, client.error().to_error());
-      continue;
-    }
-    clients.push_back(std::move(*client));
-    auto& http = *clients.back();
+    apis.push_back(std::move(*api));
+    auto& jenkins_api = *apis.back();
     boost::asio::co_spawn(
       ioc,
       [&, i]() -> boost::asio::awaitable<void> {
-        auto r = co_await jenkins::probe(http);
+        auto r = co_await jenkins_api.probe();
         ok[i] = r.has_value();
         lines[i] = r ? describe(config.controllers[i], *r)
                      : describe(config.controllers[i], r.error().to_error());
@@ -109,6 +106,9 @@ cmd_check_config(const std::vector<std::string>& args)
                       fmt::format("check-config: unexpected argument \"{}\"", a.positional()[0]));
   }
   const auto path = a.config_path();
+  if (a.flag("connect")) {
+    harden_first("check-config"); // --connect reads the admin tokens
+  }
   auto config = config::load(path);
   if (!config) {
     std::fputs((config.error().message + "\n").c_str(), stderr);

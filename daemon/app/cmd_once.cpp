@@ -1,8 +1,8 @@
 #include "app/args.hpp"
 #include "app/commands.hpp"
-#include "app/engine.hpp"
+#include "app/harden_first.hpp"
 #include "config/loader.hpp"
-#include "crypto/harden.hpp"
+#include "rotation/engine.hpp"
 #include "schedule/zone.hpp"
 #include "state/store.hpp"
 #include "util/duration.hpp"
@@ -11,10 +11,12 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <fmt/core.h>
 
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 namespace app {
@@ -57,7 +59,7 @@ resolve_slots(const config::Config& config, const std::vector<std::string>& name
 }
 
 void
-print_reports(const std::vector<SlotReport>& reports)
+print_reports(const std::vector<rotation::SlotReport>& reports)
 {
   if (reports.empty()) {
     std::fputs("nothing was due\n", stdout);
@@ -66,13 +68,13 @@ print_reports(const std::vector<SlotReport>& reports)
   std::string text = fmt::format("{:<32} {:<10} {:>9} {:<28} {:>5}  {}\n", "SLOT", "RESULT",
                                  "OLD AGE", "NEW TOKEN", "SINKS", "PREVIOUS RETIRES AT");
   for (const auto& r : reports) {
-    text += fmt::format("{:<32} {:<10} {:>9} {:<28} {:>5}  {}\n", r.slot, r.result,
-                        r.old_age ? util::format_duration(*r.old_age) : "-",
-                        r.new_token.empty() ? "-" : r.new_token,
-                        fmt::format("{}/{}", r.sinks_ok, r.sinks_total),
-                        r.previous_retires ? schedule::format_utc(*r.previous_retires) : "-");
-    if (!r.message.empty() && r.result != "committed") {
-      text += fmt::format("  {}: {}\n", r.slot, r.message);
+    text += fmt::format(
+      "{:<32} {:<10} {:>9} {:<28} {:>5}  {}\n", r.slot(), rotation::to_string(r.result),
+      r.old_age ? util::format_duration(*r.old_age) : "-", r.new_token.empty() ? "-" : r.new_token,
+      fmt::format("{}/{}", r.sinks_ok, r.sinks_total),
+      r.previous_retires ? schedule::format_utc(*r.previous_retires) : "-");
+    if (!r.message.empty() && r.result != rotation::SlotResult::committed) {
+      text += fmt::format("  {}: {}\n", r.slot(), r.message);
     }
   }
   std::fputs(text.c_str(), stdout);
@@ -84,40 +86,55 @@ int
 cmd_once(const std::vector<std::string>& args)
 {
   const Args a("once", args, { "force" }, { "config" });
-  auto config = config::load(a.config_path());
-  if (!config) {
-    std::fputs((config.error().message + "\n").c_str(), stderr);
-    return util::exit_code::k_config;
-  }
-  if (auto level = util::log::parse_level(config->log_level)) {
-    util::log::configure(
-      *level, util::log::parse_format(config->log_format).value_or(util::log::Format::text));
-  }
-  PassOptions options;
-  options.force = a.flag("force");
-  options.named = resolve_slots(*config, a.positional());
-
-  // This process holds plain tokens between mint and seal: no core dumps.
-  crypto::harden_process();
+  // This process holds the admin tokens and plain tokens between mint and seal.
+  harden_first("once");
   // A hook that exits early must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
+  auto loaded = config::load(a.config_path());
+  if (!loaded) {
+    std::fputs((loaded.error().message + "\n").c_str(), stderr);
+    return util::exit_code::k_config;
+  }
+  const auto snapshot = std::make_shared<const config::Config>(std::move(*loaded));
+  if (auto level = util::log::parse_level(snapshot->log_level)) {
+    util::log::configure(
+      *level, util::log::parse_format(snapshot->log_format).value_or(util::log::Format::text));
+  }
+  rotation::PassRequest request;
+  request.force = a.flag("force");
+  for (const auto* u : resolve_slots(*snapshot, a.positional())) {
+    request.slots.push_back(u->slot());
+  }
 
-  auto store = state::Store::open(config->state_dir);
+  auto store = state::Store::open(snapshot->state_dir);
   if (!store) {
     throw util::Fatal(util::exit_code::k_failure, fmt::format("once: {}", store.error().message));
   }
   boost::asio::io_context io;
-  auto engine = Engine::create(io.get_executor(), *config, *store);
+  auto engine = rotation::Engine::create(io.get_executor(), snapshot, *store);
   if (!engine) {
     std::fputs((engine.error().message + "\n").c_str(), stderr);
     return engine.error().kind == "config" ? util::exit_code::k_config : util::exit_code::k_failure;
   }
-  PassResult result;
-  std::exception_ptr failure;
-  boost::asio::co_spawn(io, (*engine)->run_pass(options), [&](std::exception_ptr e, PassResult r) {
-    failure = e;
-    result = std::move(r);
+  // SIGTERM/SIGINT stop the pass (attempts in flight reach a state the next run resumes,
+  // hooks are killed) and then the process, with 128 + the signal.
+  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
+  int stopped_by = 0;
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (!ec) {
+      stopped_by = signo;
+      util::log::warning("once: {}: stopping the pass", ::strsignal(signo));
+      (*engine)->request_stop();
+    }
   });
+  rotation::PassResult result;
+  std::exception_ptr failure;
+  boost::asio::co_spawn(io, (*engine)->run(std::move(request)),
+                        [&](std::exception_ptr e, rotation::PassResult r) {
+                          failure = e;
+                          result = std::move(r);
+                          signals.cancel();
+                        });
   io.run();
   if (failure) {
     std::rethrow_exception(failure);
@@ -126,15 +143,15 @@ cmd_once(const std::vector<std::string>& args)
   for (const auto& e : result.errors) {
     std::fputs(fmt::format("jenkins-token-rotator: {}\n", e).c_str(), stderr);
   }
-  if (!result.errors.empty()) {
-    return util::exit_code::k_failure;
+  if (stopped_by != 0) {
+    std::fputs(fmt::format("jenkins-token-rotator: stopped by {}: the next run resumes what is "
+                           "open\n",
+                           ::strsignal(stopped_by))
+                 .c_str(),
+               stderr);
+    return 128 + stopped_by;
   }
-  for (const auto& r : result.slots) {
-    if (r.result != "committed") {
-      return util::exit_code::k_failure;
-    }
-  }
-  return util::exit_code::k_ok;
+  return result.ok() ? util::exit_code::k_ok : util::exit_code::k_failure;
 }
 
 } // namespace app

@@ -1,7 +1,8 @@
 #include "app/args.hpp"
 #include "app/commands.hpp"
-#include "app/engine.hpp"
+#include "app/harden_first.hpp"
 #include "config/loader.hpp"
+#include "rotation/engine.hpp"
 #include "schedule/schedule.hpp"
 #include "state/store.hpp"
 #include "util/duration.hpp"
@@ -80,6 +81,7 @@ struct SlotPlan
   schedule::Jitter jitter;
   std::vector<schedule::Instant> runs;
   std::optional<SlotState> state;
+  std::optional<state::Slot> row; // the state's row, when the state was read
 };
 
 // Reads each slot's token and last rotation when state_dir holds a database. The store
@@ -105,12 +107,14 @@ open_state(const config::Config& config)
 }
 
 std::optional<SlotState>
-read_slot(state::Store& store, const config::User& u, schedule::Instant now)
+read_slot(state::Store& store, const config::User& u, schedule::Instant now,
+          std::optional<state::Slot>& found)
 {
   auto slot = store.find_slot(u.controller, config::fold_user_id(u.user));
   if (!slot || !*slot) {
     return std::nullopt;
   }
+  found = **slot;
   const auto& row = **slot;
   SlotState s;
   s.last_rotation = row.last_rotation;
@@ -191,21 +195,25 @@ cmd_plan(const std::vector<std::string>& args)
     }
   }
   const auto now = plan_now();
-  auto config = config::load(a.config_path());
-  if (!config) {
-    std::fputs((config.error().message + "\n").c_str(), stderr);
+  if (a.flag("connect")) {
+    harden_first("plan"); // --connect holds the admin tokens
+  }
+  auto loaded = config::load(a.config_path());
+  if (!loaded) {
+    std::fputs((loaded.error().message + "\n").c_str(), stderr);
     return util::exit_code::k_config;
   }
+  const auto snapshot = std::make_shared<const config::Config>(std::move(*loaded));
   report_rss();
 
-  auto store = open_state(*config);
+  auto store = open_state(*snapshot);
 
   // check_schedules() already accepted every schedule and zone: parse each text once.
   std::map<std::string, schedule::Schedule> schedules;
   std::map<std::string, schedule::Zone> zones;
   std::vector<SlotPlan> plans;
-  plans.reserve(config->users.size());
-  for (const auto& u : config->users) {
+  plans.reserve(snapshot->users.size());
+  for (const auto& u : snapshot->users) {
     auto s = schedules.find(u.policy.schedule);
     if (s == schedules.end()) {
       s = schedules.emplace(u.policy.schedule, schedule::Schedule::parse(u.policy.schedule).value())
@@ -215,17 +223,19 @@ cmd_plan(const std::vector<std::string>& args)
     if (z == zones.end()) {
       z = zones.emplace(u.policy.timezone, schedule::Zone::locate(u.policy.timezone).value()).first;
     }
-    SlotPlan p{
-      &u, &z->second, schedule::Jitter::for_slot(u.slot(), u.policy.jitter), {}, std::nullopt
-    };
+    SlotPlan p{ &u, &z->second,   schedule::Jitter::for_slot(u.slot(), u.policy.jitter),
+                {}, std::nullopt, std::nullopt };
     std::optional<schedule::Instant> last;
     if (store) {
-      p.state = read_slot(*store, u, now);
-      if (p.state && p.state->current_token) {
-        last = p.state->last_rotation;
-      }
+      p.state = read_slot(*store, u, now, p.row);
     }
-    for (int i = 0; i < count; ++i) {
+    if (p.row) {
+      // The engine's own answer: the schedule from the last rotation, the state's
+      // next_due and backoff (read-only).
+      last = rotation::next_due(u, p.row, now);
+      p.runs.push_back(*last);
+    }
+    for (int i = static_cast<int>(p.runs.size()); i < count; ++i) {
       last = schedule::next_run(s->second, z->second, p.jitter, last, now);
       if (!last) {
         break;
@@ -280,22 +290,25 @@ cmd_plan(const std::vector<std::string>& args)
   int rc = util::exit_code::k_ok;
   if (a.flag("connect")) {
     // What reconcile and prune would do now; read-only (DESIGN §4).
-    PassResult preview;
+    rotation::PassResult preview;
     if (!store) {
       preview.errors.push_back("no state database yet: nothing of ours to reconcile or prune");
     } else {
       boost::asio::io_context io;
-      auto engine = Engine::create(io.get_executor(), *config, *store);
+      auto engine = rotation::Engine::create(io.get_executor(), snapshot, *store);
       if (!engine) {
         std::fputs((engine.error().message + "\n").c_str(), stderr);
         return engine.error().kind == "config" ? util::exit_code::k_config
                                                : util::exit_code::k_failure;
       }
       std::exception_ptr failure;
-      boost::asio::co_spawn(io, (*engine)->preview(), [&](std::exception_ptr e, PassResult r) {
-        failure = e;
-        preview = std::move(r);
-      });
+      rotation::PassRequest request;
+      request.kind = rotation::PassKind::preview;
+      boost::asio::co_spawn(io, (*engine)->run(std::move(request)),
+                            [&](std::exception_ptr e, rotation::PassResult r) {
+                              failure = e;
+                              preview = std::move(r);
+                            });
       io.run();
       if (failure) {
         std::rethrow_exception(failure);

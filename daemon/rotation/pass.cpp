@@ -1,5 +1,16 @@
 #include "rotation/pass.hpp"
 
+#include "rotation/engine.hpp"
+#include "rotation/pass_impl.hpp"
+#include "util/duration.hpp"
+#include "util/log.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <fmt/core.h>
+
 #include <algorithm>
 
 namespace rotation {
@@ -107,5 +118,246 @@ PassResult::ok() const
            return r.result == SlotResult::committed || r.result == SlotResult::not_due;
          });
 }
+
+namespace detail {
+
+namespace asio = boost::asio;
+
+Work&
+Lane::add_work(SlotEntry& slot)
+{
+  auto w = std::make_unique<Work>();
+  w->slot = &slot;
+  w->report.controller = slot.user->controller;
+  w->report.user = slot.user->user;
+  w->report.sinks_total = static_cast<int>(slot.sinks.size());
+  works.push_back(std::move(w));
+  return *works.back();
+}
+
+Pass::Pass(Core& core, PassRequest request, PassObserver* observer)
+  : m_core(core)
+  , m_request(std::move(request))
+  , m_observer(observer)
+  , m_dry_run(m_request.kind == PassKind::preview)
+{
+  for (auto& [name, c] : m_core.controllers) {
+    if (!m_request.controller || *m_request.controller == name) {
+      m_lanes[name].controller = &c;
+    }
+  }
+}
+
+bool
+Pass::in_scope(const SlotEntry& slot) const
+{
+  return m_lanes.count(slot.user->controller) != 0;
+}
+
+bool
+Pass::named(const SlotEntry& slot) const
+{
+  return std::find(m_request.slots.begin(), m_request.slots.end(), slot.slot_name) !=
+         m_request.slots.end();
+}
+
+asio::awaitable<PassResult>
+Pass::run()
+{
+  const auto started = std::chrono::steady_clock::now();
+  PassResult result;
+  for (const auto& name : m_request.slots) {
+    const bool known = std::any_of(m_core.slots.begin(), m_core.slots.end(),
+                                   [&](const SlotEntry& s) { return s.slot_name == name; });
+    if (!known) {
+      result.errors.push_back(fmt::format("unknown slot: {}", name));
+    }
+  }
+  if (m_request.controller && m_lanes.empty()) {
+    result.errors.push_back(fmt::format("unknown controller: {}", *m_request.controller));
+  }
+  if (stopping()) {
+    result.stopped = true;
+  } else if (result.errors.empty() && (m_dry_run || ensure_slot_rows(result.errors))) {
+    std::vector<Lane*> lanes;
+    for (auto& [name, lane] : m_lanes) {
+      lanes.push_back(&lane);
+    }
+    // One lane per controller, all at once: a slow or down controller holds up only itself.
+    co_await for_each_concurrently(
+      lanes.size(), lanes.size(),
+      [&](std::size_t i) -> asio::awaitable<void> { co_await run_lane(*lanes[i]); });
+    std::vector<std::string> probe_errors;
+    for (auto& lane : lanes) {
+      result.slots.insert(result.slots.end(), lane->reports.begin(), lane->reports.end());
+      result.errors.insert(result.errors.end(), lane->errors.begin(), lane->errors.end());
+      result.preview.insert(result.preview.end(), lane->preview.begin(), lane->preview.end());
+      if (!lane->probe_error.empty()) {
+        probe_errors.push_back(lane->probe_error);
+      }
+    }
+    if (m_dry_run) {
+      preview_prune(result.preview);
+    } else if (m_request.kind == PassKind::full) {
+      // The audit log keeps audit_retention of history (DESIGN §5).
+      if (auto trimmed = store().trim_audit(now() - config().audit_retention); !trimmed) {
+        result.errors.push_back(fmt::format("state: audit trim: {}", trimmed.error().message));
+      } else if (*trimmed > 0) {
+        util::log::debug("audit log: trimmed {} entries older than {}", *trimmed,
+                         util::format_duration(config().audit_retention));
+      }
+    }
+    result.errors.insert(result.errors.end(), probe_errors.begin(), probe_errors.end());
+    result.stopped = stopping();
+  }
+  result.duration = std::chrono::duration_cast<std::chrono::milliseconds>(
+    std::chrono::steady_clock::now() - started);
+  if (m_observer) {
+    m_observer->on_pass(m_request, result);
+  }
+  co_return result;
+}
+
+// The order of one controller's part of a pass; a stop request ends it at the next step.
+asio::awaitable<void>
+Pass::run_lane(Lane& lane)
+{
+  if (lane.controller->slots.empty()) {
+    co_return;
+  }
+  if (m_dry_run) {
+    co_await reconcile(lane);
+  } else {
+    co_await resume(lane);
+    if (!stopping()) {
+      co_await reconcile(lane);
+    }
+    if (!stopping() && m_request.kind != PassKind::prune) {
+      co_await rotate(lane);
+    }
+    if (!stopping() && m_request.kind != PassKind::rotate) {
+      co_await prune(lane);
+    }
+  }
+  if (m_observer) {
+    m_observer->on_controller(lane.name(), lane.probe_error.empty() && lane.variant.has_value(),
+                              !lane.stale.empty());
+  }
+}
+
+// The slots in scope get their state rows (one transaction) before a pass that writes.
+bool
+Pass::ensure_slot_rows(std::vector<std::string>& errors)
+{
+  auto tx = store().begin();
+  if (!tx) {
+    errors.push_back(fmt::format("state: {}", tx.error().message));
+    return false;
+  }
+  std::vector<std::pair<SlotEntry*, state::SlotId>> made;
+  for (auto& s : m_core.slots) {
+    if (!in_scope(s)) {
+      continue;
+    }
+    auto id =
+      store().ensure_slot(s.user->controller, config::fold_user_id(s.user->user), s.user->user);
+    if (!id) {
+      errors.push_back(fmt::format("state: {}: {}", s.slot_name, id.error().message));
+      return false;
+    }
+    made.emplace_back(&s, *id);
+  }
+  if (auto r = tx->commit(); !r) {
+    errors.push_back(fmt::format("state: commit slots: {}", r.error().message));
+    return false;
+  }
+  for (auto& [s, id] : made) {
+    s->id = id;
+  }
+  return true;
+}
+
+void
+Pass::report(Lane& lane, const SlotReport& r)
+{
+  lane.reports.push_back(r);
+  if (m_observer) {
+    m_observer->on_slot(r);
+  }
+}
+
+void
+Pass::audit(const SlotEntry* slot, std::optional<state::Seq> seq, std::string_view event,
+            std::string_view detail)
+{
+  if (auto r = store().append_audit(now(), slot ? slot->id : std::nullopt, seq, event, detail);
+      !r) {
+    util::log::error("audit log: {}", r.error().message);
+  }
+}
+
+bool
+Pass::check(Lane& lane, const util::Result<void>& written, std::string_view what)
+{
+  if (written) {
+    return true;
+  }
+  const auto message = fmt::format("state: {}: {}", what, written.error().message);
+  util::log::error("controller {}: {}", lane.name(), message);
+  lane.errors.push_back(message);
+  return false;
+}
+
+std::optional<state::Transaction>
+Pass::begin(Lane& lane, std::string_view what)
+{
+  auto tx = store().begin();
+  if (!tx) {
+    // Each write is then its own transaction: slower, as safe.
+    check(lane, tx.error(), fmt::format("begin {}", what));
+    return std::nullopt;
+  }
+  return std::move(*tx);
+}
+
+bool
+Pass::commit(Lane& lane, std::optional<state::Transaction>& tx, std::string_view what)
+{
+  if (!tx) {
+    return true;
+  }
+  auto r = tx->commit();
+  tx.reset();
+  return check(lane, r, fmt::format("commit {}", what));
+}
+
+std::optional<state::Slot>
+Pass::slot_row(const SlotEntry& slot)
+{
+  if (!slot.id) {
+    return std::nullopt;
+  }
+  auto row = store().slot(*slot.id);
+  if (!row) {
+    util::log::error("state: slot {}: {}", slot.slot_name, row.error().message);
+    return std::nullopt;
+  }
+  return std::move(*row);
+}
+
+asio::awaitable<void>
+Pass::sleep(std::chrono::milliseconds d)
+{
+  if (stopping()) {
+    co_return;
+  }
+  co_await m_core.stop.cancellable(
+    [](asio::any_io_executor ex, std::chrono::milliseconds wait) -> asio::awaitable<void> {
+      asio::steady_timer timer(ex, wait);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable)); // a stop cuts it short
+    }(co_await asio::this_coro::executor, d));
+}
+
+} // namespace detail
 
 } // namespace rotation

@@ -1,4 +1,4 @@
-#include "app/for_each_concurrently.hpp"
+#include "rotation/for_each_concurrently.hpp"
 #include "sinks/file_sink.hpp"
 #include "test_support.hpp"
 
@@ -226,7 +226,7 @@ TEST_SUITE("sinks::FileSink")
     boost::asio::co_spawn(
       io,
       [&]() -> boost::asio::awaitable<void> {
-        co_await app::for_each_concurrently(
+        co_await rotation::for_each_concurrently(
           32, 16, [&](std::size_t i) -> boost::asio::awaitable<void> {
             outcomes[i] = co_await sinks[i]->deliver(deliveries[i]);
           });

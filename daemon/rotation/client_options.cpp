@@ -1,8 +1,8 @@
-#include "app/client_options.hpp"
+#include "rotation/client_options.hpp"
 
 #include <fmt/core.h>
 
-namespace app {
+namespace rotation {
 
 util::Result<net::ClientOptions>
 client_options(const config::Config& config, const config::Controller& controller)
@@ -29,4 +29,4 @@ client_options(const config::Config& config, const config::Controller& controlle
   return o;
 }
 
-} // namespace app
+} // namespace rotation

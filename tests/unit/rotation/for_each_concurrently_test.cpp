@@ -1,4 +1,4 @@
-#include "app/for_each_concurrently.hpp"
+#include "rotation/for_each_concurrently.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -34,7 +34,7 @@ run(F body)
 
 } // namespace
 
-TEST_SUITE("app")
+TEST_SUITE("rotation")
 {
   TEST_CASE("for_each_concurrently runs every index once with at most `limit` in flight")
   {
@@ -46,15 +46,16 @@ TEST_SUITE("app")
       std::size_t in_flight = 0;
       std::size_t most = 0;
       auto error = run([&]() -> asio::awaitable<void> {
-        co_await app::for_each_concurrently(n, limit, [&](std::size_t i) -> asio::awaitable<void> {
-          start_order.push_back(i);
-          most = std::max(most, ++in_flight);
-          // Later indices finish sooner: completions come out of order.
-          asio::steady_timer t(co_await asio::this_coro::executor, 1ms * (n - i));
-          co_await t.async_wait(asio::use_awaitable);
-          --in_flight;
-          ++runs[i];
-        });
+        co_await rotation::for_each_concurrently(
+          n, limit, [&](std::size_t i) -> asio::awaitable<void> {
+            start_order.push_back(i);
+            most = std::max(most, ++in_flight);
+            // Later indices finish sooner: completions come out of order.
+            asio::steady_timer t(co_await asio::this_coro::executor, 1ms * (n - i));
+            co_await t.async_wait(asio::use_awaitable);
+            --in_flight;
+            ++runs[i];
+          });
         // Nothing may still be running once the call returns.
         CHECK(in_flight == 0);
       });
@@ -71,7 +72,7 @@ TEST_SUITE("app")
   {
     int calls = 0;
     auto error = run([&]() -> asio::awaitable<void> {
-      co_await app::for_each_concurrently(0, 4, [&](std::size_t) -> asio::awaitable<void> {
+      co_await rotation::for_each_concurrently(0, 4, [&](std::size_t) -> asio::awaitable<void> {
         ++calls;
         co_return;
       });
@@ -84,7 +85,7 @@ TEST_SUITE("app")
   {
     std::vector<int> runs(7, 0);
     auto error = run([&]() -> asio::awaitable<void> {
-      co_await app::for_each_concurrently(7, 3, [&](std::size_t i) -> asio::awaitable<void> {
+      co_await rotation::for_each_concurrently(7, 3, [&](std::size_t i) -> asio::awaitable<void> {
         ++runs[i];
         co_return;
       });
@@ -97,7 +98,7 @@ TEST_SUITE("app")
   {
     std::vector<std::size_t> started;
     auto error = run([&]() -> asio::awaitable<void> {
-      co_await app::for_each_concurrently(10, 2, [&](std::size_t i) -> asio::awaitable<void> {
+      co_await rotation::for_each_concurrently(10, 2, [&](std::size_t i) -> asio::awaitable<void> {
         started.push_back(i);
         asio::steady_timer t(co_await asio::this_coro::executor, 1ms);
         co_await t.async_wait(asio::use_awaitable);

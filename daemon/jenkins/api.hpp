@@ -1,0 +1,41 @@
+#pragma once
+
+#include "crypto/secret_bytes.hpp"
+#include "jenkins/probe.hpp"
+#include "jenkins/tokens.hpp"
+#include "net/http_client.hpp"
+#include "util/error.hpp"
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+// What the rotation engine asks of one controller (DESIGN §2.3), as an interface: the
+// real one (make_http_api) sends the scripts through a net::Client; the engine's unit
+// tests answer in-process. Every call behaves as the free functions of probe.hpp and
+// tokens.hpp describe; arguments are taken by value, so a caller's buffers may go.
+namespace jenkins {
+
+class Api
+{
+public:
+  virtual ~Api() = default;
+  virtual boost::asio::awaitable<net::Result<ProbeResult>> probe() = 0;
+  virtual boost::asio::awaitable<net::Result<ListAnswer>> list(std::vector<std::string> users) = 0;
+  virtual boost::asio::awaitable<net::Result<MintAnswer>> mint(Variant variant,
+                                                               std::vector<MintItem> items) = 0;
+  virtual boost::asio::awaitable<net::Result<RevokeAnswer>> revoke(
+    Variant variant, std::vector<RevokeItem> items) = 0;
+  virtual boost::asio::awaitable<net::Result<void>> verify(std::string user,
+                                                           const crypto::SecretBytes& token) = 0;
+};
+
+// The real controller behind `options`: one net::Client (errors: a bad URL, a CA file that
+// does not load).
+util::Result<std::unique_ptr<Api>> make_http_api(boost::asio::any_io_executor executor,
+                                                 net::ClientOptions options);
+
+} // namespace jenkins

@@ -1,0 +1,122 @@
+#include "rotation/engine.hpp"
+
+#include "crypto/public_key.hpp"
+#include "rotation/api_factory.hpp"
+#include "rotation/core.hpp"
+#include "rotation/pass_impl.hpp"
+
+#include <fmt/core.h>
+
+namespace rotation {
+
+namespace asio = boost::asio;
+
+util::Result<std::unique_ptr<Engine>>
+Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Config> config,
+               state::Store& store, std::unique_ptr<rotation::ApiFactory> api,
+               const util::Clock* clock)
+{
+  if (!api) {
+    api = http_api_factory();
+  }
+  auto core =
+    std::make_unique<detail::Core>(executor, config, store, clock ? *clock : util::system_clock());
+  std::map<std::string, crypto::PublicKey> keys;
+  for (const auto& r : config->recipients) {
+    auto key = crypto::PublicKey::load(r.path);
+    if (!key) {
+      return util::make_error("config", fmt::format("{}: recipients.{}: {}", r.mark.to_string(),
+                                                    r.name, key.error().message));
+    }
+    keys.emplace(r.name, *key);
+  }
+  for (const auto& c : config->controllers) {
+    auto made = api->make(executor, *config, c);
+    if (!made) {
+      const auto& e = made.error();
+      // A token file's error names the controller already; a client's does not.
+      return util::make_error("config", e.message.starts_with(c.name)
+                                          ? e.message
+                                          : fmt::format("controller {}: {}", c.name, e.message));
+    }
+    detail::Controller entry;
+    entry.config = &c;
+    entry.api = std::move(*made);
+    core->controllers.emplace(c.name, std::move(entry));
+  }
+  core->slots.reserve(config->users.size());
+  for (const auto& u : config->users) {
+    detail::SlotEntry s;
+    s.user = &u;
+    s.slot_name = u.slot();
+    auto row = store.find_slot(u.controller, config::fold_user_id(u.user));
+    if (!row) {
+      return row.error();
+    }
+    if (*row) {
+      s.id = (*row)->id;
+    }
+    for (const auto& sc : u.sinks) {
+      detail::SinkEntry e;
+      e.config = &sc;
+      auto sink = sinks::make_sink(sc, executor);
+      if (!sink) {
+        return util::make_error("config", fmt::format("{}: {}: {}", sc.mark.to_string(),
+                                                      s.slot_name, sink.error().message));
+      }
+      e.sink = std::move(*sink);
+      e.hash = sinks::config_hash(sc);
+      for (const auto& name : sc.recipients) {
+        const auto& key = keys.at(name);
+        e.recipients.push_back(crypto::Recipient{ name, key });
+        e.hash += ":" + key.key_id();
+      }
+      s.sinks.push_back(std::move(e));
+    }
+    core->slots.push_back(std::move(s));
+  }
+  for (auto& s : core->slots) {
+    core->controllers.at(s.user->controller).slots.push_back(&s);
+  }
+  return std::unique_ptr<Engine>(new Engine(std::move(core)));
+}
+
+Engine::Engine(std::unique_ptr<detail::Core> core)
+  : m_core(std::move(core))
+{
+}
+
+Engine::~Engine() = default;
+
+asio::awaitable<PassResult>
+Engine::run(PassRequest request, PassObserver* observer)
+{
+  detail::Pass pass(*m_core, std::move(request), observer);
+  co_return co_await pass.run();
+}
+
+void
+Engine::request_stop()
+{
+  m_core->stop.request();
+}
+
+bool
+Engine::stop_requested() const
+{
+  return m_core->stop.requested();
+}
+
+const config::Config&
+Engine::config() const
+{
+  return *m_core->config;
+}
+
+std::shared_ptr<const config::Config>
+Engine::config_ptr() const
+{
+  return m_core->config;
+}
+
+} // namespace rotation

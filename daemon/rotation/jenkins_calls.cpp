@@ -1,0 +1,165 @@
+// The pass's requests to Jenkins: each through the controller's jenkins::Api, timed and
+// told to the observer.
+#include "rotation/pass_impl.hpp"
+#include "util/crash_point.hpp"
+#include "util/log.hpp"
+
+#include <fmt/core.h>
+
+#include <span>
+
+namespace rotation::detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+template<typename T>
+int
+status_of(const net::Result<T>& r)
+{
+  return r ? 200 : r.error().status;
+}
+
+} // namespace
+
+void
+Pass::observe_request(Lane& lane, RequestOp op, int status,
+                      std::chrono::steady_clock::time_point start)
+{
+  if (m_observer) {
+    m_observer->on_request(lane.name(), op, status,
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::steady_clock::now() - start));
+  }
+}
+
+// Probes a controller once per pass to pick the token API variant.
+asio::awaitable<bool>
+Pass::ensure_probed(Lane& lane)
+{
+  if (lane.variant) {
+    co_return true;
+  }
+  if (!lane.probe_error.empty()) {
+    co_return false;
+  }
+  const auto& c = *lane.controller->config;
+  const auto start = std::chrono::steady_clock::now();
+  auto p = co_await lane.controller->api->probe();
+  observe_request(lane, RequestOp::probe, status_of(p), start);
+  if (lane.variant) {
+    co_return true; // another batch of the lane probed meanwhile
+  }
+  if (!p) {
+    lane.probe_error = p.error().message;
+    util::log::error("controller {}: {}", c.name, lane.probe_error);
+    co_return false;
+  }
+  if (!p->administer) {
+    lane.probe_error =
+      fmt::format("controller {}: {} lacks Overall/Administer", c.name, c.admin_user);
+    co_return false;
+  }
+  lane.variant = jenkins::variant_of(*p);
+  if (p->now_millis > p->local_millis) {
+    lane.ahead = std::chrono::seconds((p->now_millis - p->local_millis + 999) / 1000);
+  }
+  util::log::debug("controller {}: Jenkins {}, {} tokens", c.name, p->version,
+                   jenkins::to_string(*lane.variant));
+  co_return true;
+}
+
+asio::awaitable<net::Result<jenkins::ListAnswer>>
+Pass::list(Lane& lane, std::vector<std::string> users)
+{
+  const auto start = std::chrono::steady_clock::now();
+  auto r = co_await lane.controller->api->list(std::move(users));
+  observe_request(lane, RequestOp::list, status_of(r), start);
+  co_return r;
+}
+
+asio::awaitable<net::Result<jenkins::MintAnswer>>
+Pass::mint(Lane& lane, std::vector<jenkins::MintItem> items)
+{
+  const auto start = std::chrono::steady_clock::now();
+  auto r = co_await lane.controller->api->mint(*lane.variant, std::move(items));
+  observe_request(lane, RequestOp::mint, status_of(r), start);
+  co_return r;
+}
+
+asio::awaitable<net::Result<void>>
+Pass::verify(Lane& lane, const std::string& user, const crypto::SecretBytes& token)
+{
+  const auto start = std::chrono::steady_clock::now();
+  auto r = co_await lane.controller->api->verify(user, token);
+  observe_request(lane, RequestOp::verify, status_of(r), start);
+  co_return r;
+}
+
+asio::awaitable<std::set<std::string>>
+Pass::revoke(Lane& lane, std::vector<Revoke> items)
+{
+  std::set<std::string> gone;
+  if (items.empty()) {
+    co_return gone;
+  }
+  if (!co_await ensure_probed(lane)) {
+    for (const auto& item : items) {
+      if (m_observer) {
+        m_observer->on_revoke(lane.name(), item.user, item.reason, false);
+      }
+    }
+    co_return gone;
+  }
+  co_await per_batch(
+    lane, items.size(), [&](std::size_t first, std::size_t n) -> asio::awaitable<void> {
+      const std::span<const Revoke> chunk(items.data() + first, n);
+      std::vector<jenkins::RevokeItem> request;
+      for (const auto& item : chunk) {
+        request.push_back({ item.user, item.uuid });
+      }
+      const auto start = std::chrono::steady_clock::now();
+      auto r = co_await lane.controller->api->revoke(*lane.variant, std::move(request));
+      observe_request(lane, RequestOp::revoke, status_of(r), start);
+      if (!r) {
+        util::log::error("controller {}: revoke: {}", lane.name(), r.error().message);
+      }
+      for (std::size_t k = 0; k < n; ++k) {
+        bool ok = false;
+        if (r && k < r->items.size()) {
+          const auto& item = r->items[k];
+          ok = item.outcome == jenkins::RevokeOutcome::revoked ||
+               item.outcome == jenkins::RevokeOutcome::not_found;
+          if (!ok) {
+            util::log::error("controller {}: revoke of a token of {}: {}", lane.name(),
+                             chunk[k].user, item.error ? item.error->message : "failed");
+          }
+        }
+        if (ok) {
+          gone.insert(chunk[k].uuid);
+        }
+        if (m_observer) {
+          m_observer->on_revoke(lane.name(), chunk[k].user, chunk[k].reason, ok);
+        }
+      }
+    });
+  co_return gone;
+}
+
+asio::awaitable<std::set<std::string>>
+Pass::revoke_and_record(Lane& lane, std::vector<Revoke> items, const char* crash_at)
+{
+  auto gone = co_await revoke(lane, std::move(items));
+  if (crash_at != nullptr) {
+    util::crash_point(crash_at);
+  }
+  auto tx = begin(lane, "revoked");
+  for (const auto& uuid : gone) {
+    check(lane, store().mark_revoked(uuid, now()), "revoked");
+  }
+  commit(lane, tx, "revoked");
+  co_return gone;
+}
+
+} // namespace rotation::detail

@@ -1,0 +1,198 @@
+#pragma once
+
+#include "rotation/core.hpp"
+#include "rotation/for_each_concurrently.hpp"
+#include "rotation/pass.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+// One pass of the engine (internal to rotation/): all the state of one run(), one Lane
+// per controller. Its methods live in pass.cpp (the order of a pass), jenkins_calls.cpp,
+// resume.cpp, reconcile.cpp, rotate.cpp, delivery.cpp and prune.cpp.
+namespace rotation::detail {
+
+// One sink's outcome in this pass, recorded with the rest of its batch.
+struct SinkResult
+{
+  int sink_index = 0;
+  state::SinkOutcome outcome = state::SinkOutcome::retryable;
+  std::string message;
+  int tries = 1; // within this pass
+};
+
+// Work in flight for one slot during a pass.
+struct Work
+{
+  SlotEntry* slot = nullptr;
+  state::Seq seq = 0;
+  std::string name;
+  std::optional<std::string> old_uuid;
+  std::optional<jenkins::Minted> minted;
+  SlotReport report;
+  std::vector<SinkResult> sink_results; // not yet in the state
+  // Open before this pass: a sink may hold its token although no result says so
+  // (results are recorded per batch), so it is never failed, only retried.
+  bool resumed = false;
+
+  void mark(SlotResult result, FailureKind failure, std::string message)
+  {
+    report.result = result;
+    report.failure = failure;
+    report.message = std::move(message);
+  }
+};
+
+// A token to revoke and why (the observer and the audit hear the reason).
+struct Revoke
+{
+  std::string user;
+  std::string uuid;
+  RevokeReason reason = RevokeReason::orphan;
+};
+
+// One controller in one pass: everything learnt from it and done to it.
+struct Lane
+{
+  Controller* controller = nullptr;
+  std::optional<jenkins::Variant> variant; // from the probe, once per pass
+  std::string probe_error;
+  // A token of ours with a seq above the database's highest: the database is stale
+  // (restored or reset): no pruning, no rotation on this controller.
+  std::string stale;
+  // How far Jenkins' clock runs ahead of ours (never negative): added to the expiry we
+  // ask for, so Jenkins never kills a token before the daemon's deadline.
+  std::chrono::seconds ahead{ 0 };
+  std::optional<bool> usage_statistics;
+  std::int64_t jenkins_now_ms = 0;
+  std::map<std::string, jenkins::TokenInfo> live; // uuid -> what Jenkins listed
+  std::vector<std::unique_ptr<Work>> works;       // owns every Work of the lane
+  std::vector<SlotReport> reports;
+  std::vector<std::string> errors; // stale database, failed writes
+  std::vector<std::string> preview;
+
+  [[nodiscard]] const std::string& name() const { return controller->config->name; }
+  Work& add_work(SlotEntry& slot);
+};
+
+class Pass
+{
+public:
+  Pass(Core& core, PassRequest request, PassObserver* observer);
+  boost::asio::awaitable<PassResult> run();
+
+private:
+  // pass.cpp: the order of a pass, and what every step shares.
+  boost::asio::awaitable<void> run_lane(Lane& lane);
+  bool ensure_slot_rows(std::vector<std::string>& errors);
+  [[nodiscard]] bool in_scope(const SlotEntry& slot) const;
+  [[nodiscard]] bool named(const SlotEntry& slot) const;
+  [[nodiscard]] state::Time now() const { return m_core.clock.now(); }
+  [[nodiscard]] bool stopping() const { return m_core.stop.requested(); }
+  [[nodiscard]] const config::Config& config() const { return *m_core.config; }
+  state::Store& store() { return m_core.store; }
+  void report(Lane& lane, const SlotReport& report);
+  void audit(const SlotEntry* slot, std::optional<state::Seq> seq, std::string_view event,
+             std::string_view detail);
+  // A state write that failed is an error of the pass (never silence); true when it held.
+  bool check(Lane& lane, const util::Result<void>& written, std::string_view what);
+  std::optional<state::Transaction> begin(Lane& lane, std::string_view what);
+  bool commit(Lane& lane, std::optional<state::Transaction>& tx, std::string_view what);
+  std::optional<state::Slot> slot_row(const SlotEntry& slot);
+  boost::asio::awaitable<void> sleep(std::chrono::milliseconds d);
+
+  // jenkins_calls.cpp: every request goes through these (timed, observed).
+  boost::asio::awaitable<bool> ensure_probed(Lane& lane);
+  boost::asio::awaitable<net::Result<jenkins::ListAnswer>> list(Lane& lane,
+                                                                std::vector<std::string> users);
+  boost::asio::awaitable<net::Result<jenkins::MintAnswer>> mint(
+    Lane& lane, std::vector<jenkins::MintItem> items);
+  boost::asio::awaitable<net::Result<void>> verify(Lane& lane, const std::string& user,
+                                                   const crypto::SecretBytes& token);
+  // Revokes by uuid; returns the uuids that are gone.
+  boost::asio::awaitable<std::set<std::string>> revoke(Lane& lane, std::vector<Revoke> items);
+  // revoke(), then records the revoked tokens in one transaction (a test build may crash
+  // between the two at `crash_at`).
+  boost::asio::awaitable<std::set<std::string>> revoke_and_record(Lane& lane,
+                                                                  std::vector<Revoke> items,
+                                                                  const char* crash_at = nullptr);
+  void observe_request(Lane& lane, RequestOp op, int status,
+                       std::chrono::steady_clock::time_point start);
+  // Calls fn(first, count) for each batch_size slice of n items of the lane, up to
+  // max_concurrent slices in flight; a stop request starts no further slice.
+  template<typename F>
+  boost::asio::awaitable<void> per_batch(const Lane& lane, std::size_t n, F fn)
+  {
+    const auto batch = static_cast<std::size_t>(lane.controller->config->batch_size);
+    co_await for_each_concurrently(
+      (n + batch - 1) / batch, static_cast<std::size_t>(lane.controller->config->max_concurrent),
+      [&](std::size_t j) -> boost::asio::awaitable<void> {
+        if (!stopping()) {
+          co_await fn(j * batch, std::min(batch, n - j * batch));
+        }
+      });
+  }
+
+  // resume.cpp
+  boost::asio::awaitable<void> resume(Lane& lane);
+  // Lost mints: looks the names up and revokes what it finds (DESIGN §2.2). Returns the
+  // works it settled (abandoned); the others stay `planned` for the next pass.
+  boost::asio::awaitable<std::vector<Work*>> settle_lost_mints(Lane& lane, std::vector<Work*> lost);
+  boost::asio::awaitable<std::vector<bool>> still_alive(Lane& lane,
+                                                        const std::vector<Work*>& works);
+
+  // reconcile.cpp
+  boost::asio::awaitable<void> reconcile(Lane& lane);
+  void reconcile_slot(Lane& lane, SlotEntry& slot, const jenkins::UserTokens& listed,
+                      state::Seq highest, std::vector<Revoke>& to_revoke);
+  void note(Lane& lane, const SlotEntry& slot, std::optional<state::Seq> seq,
+            std::string_view event, const std::string& text);
+
+  // rotate.cpp
+  boost::asio::awaitable<void> rotate(Lane& lane);
+  boost::asio::awaitable<void> rotate_batch(Lane& lane, std::vector<Work*> batch,
+                                            bool second_try = false);
+  void fail(Lane& lane, Work& w, FailureKind kind, const std::string& message);
+  util::Result<std::vector<state::Envelope>> seal_all(Lane& lane, Work& w,
+                                                      const jenkins::Minted& minted,
+                                                      state::Time created);
+
+  // delivery.cpp
+  boost::asio::awaitable<int> deliver(Work& w);
+  void settle(Lane& lane, Work& w, int ok);
+  boost::asio::awaitable<void> deliver_and_commit(Lane& lane, const std::vector<Work*>& works);
+
+  // prune.cpp
+  boost::asio::awaitable<void> prune(Lane& lane);
+  void preview_prune(std::vector<std::string>& out);
+  void check_still_used(Lane& lane, const state::Token& token);
+
+  Core& m_core;
+  PassRequest m_request;
+  PassObserver* m_observer;
+  bool m_dry_run; // preview: say what would be done, write nothing
+  std::map<std::string, Lane> m_lanes;
+};
+
+// A permanent slot error (unknown user, user outside the realm): DESIGN §2.2 "backoff
+// up to 6 h, no churn".
+bool is_permanent(FailureKind kind);
+// Exponential slot backoff after `failures` failed attempts in a row, up to 6 h.
+std::chrono::seconds slot_backoff(int failures, FailureKind kind);
+FailureKind failure_kind(const net::Failure& failure);
+FailureKind failure_kind(const jenkins::ItemError& error);
+
+// A sink or recipient change makes the slot due at once: the daemon cannot re-seal an
+// old token for a new sink set (DESIGN §2.2).
+bool sinks_changed(state::Store& store, const SlotEntry& slot, const state::Slot& row);
+
+} // namespace rotation::detail
