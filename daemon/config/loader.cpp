@@ -1,6 +1,7 @@
 #include "config/loader.hpp"
 
 #include "config/diagnostics.hpp"
+#include "config/expand.hpp"
 #include "config/file_checks.hpp"
 #include "config/reader.hpp"
 #include "config/schedule_rules.hpp"
@@ -14,7 +15,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
-#include <fstream>
+#include <filesystem>
 #include <malloc.h>
 #include <map>
 #include <set>
@@ -54,6 +55,8 @@ struct Load
   YamlNode users;
   // normalised controller URL -> (name, line)
   std::map<std::string, std::pair<std::string, int>> controller_urls;
+  // normalised file sink path -> (key path, line)
+  std::map<std::string, std::pair<std::string, int>> file_sink_paths;
 };
 
 template<typename Target>
@@ -224,10 +227,12 @@ controller_url(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& 
 void
 controller_admin_token_file(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& p)
 {
+  // The token itself is read (into SecretBytes) when connecting: here only its file.
   if (auto f = l.r.path(v, p)) {
-    auto content = read_secret_file(*f);
-    if (!content) {
-      l.r.error(v, p, fmt::format("{}: {}", *f, content.error().message));
+    if (auto r = check_secret_file(*f); !r) {
+      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
+    } else if (auto t = check_trusted(*f); !t) {
+      l.r.error(v, p, t.error().message);
     } else {
       ctl.admin_token_file = *f;
     }
@@ -334,7 +339,7 @@ recipients(Load& l, const YamlNode& node)
       l.r.error(kv.second, p, r.error().message);
       continue;
     }
-    if (auto r = check_not_writable_by_others(*f, false); !r) {
+    if (auto r = check_trusted(*f); !r) {
       l.r.error(kv.second, p, r.error().message);
       continue;
     }
@@ -459,7 +464,17 @@ constexpr std::array<KeyOf<T>, 8> k_policy_keys = { {
 struct SinkDraft : Sink
 {
   YamlNode url_node;
+  YamlNode path_node;
 };
+
+void
+sink_path(Load& l, SinkDraft& s, const YamlNode& v, const KeyPath& p)
+{
+  s.path_node = v;
+  if (auto f = l.r.path(v, p)) {
+    s.path = std::move(*f);
+  }
+}
 
 void
 sink_recipients(Load& l, SinkDraft& s, const YamlNode& v, const KeyPath& p)
@@ -515,6 +530,14 @@ sink_command(Load& l, SinkDraft& s, const YamlNode& v, const KeyPath& p)
 {
   const bool ok = l.r.sequence(v, p, [&](std::size_t j, const YamlNode& arg) {
     const KeyPath ap = p.at(j);
+    if (arg.is_scalar() && uses_file(arg.scalar())) {
+      l.r.visit();
+      l.r.error(arg, ap,
+                "expected no ${file:} in a command (every user can read a process's arguments "
+                "in /proc/PID/cmdline), found one: pass the secret through the environment or "
+                "stdin");
+      return;
+    }
     if (j == 0) {
       auto exe = l.r.path(arg, ap);
       if (!exe) {
@@ -530,7 +553,7 @@ sink_command(Load& l, SinkDraft& s, const YamlNode& v, const KeyPath& p)
         l.r.error(arg, ap, fmt::format("expected an executable file, found {}", *exe));
         return;
       }
-      if (auto r = check_not_writable_by_others(*exe, true); !r) {
+      if (auto r = check_trusted(*exe); !r) {
         l.r.error(arg, ap, r.error().message);
         return;
       }
@@ -560,6 +583,7 @@ sink_url(Load& l, SinkDraft& s, const YamlNode& v, const KeyPath& p)
   s.url_node = v;
   if (auto u = l.r.expanded(v, p)) {
     s.url = std::move(*u);
+    s.url_display = std::string(v.scalar());
   }
 }
 
@@ -601,13 +625,25 @@ sink_headers(Load& l, SinkDraft& s, const YamlNode& v, const KeyPath& p)
       continue;
     }
     const KeyPath hp = p.child(kv.first.scalar());
-    auto value = l.r.expanded(kv.second, hp);
+    auto value = l.r.expanded_secret(kv.second, hp);
     if (!value) {
       continue;
     }
-    if (value->find_first_of("\r\n") != std::string::npos) {
-      // Do not describe the value: it may come from a ${file:} secret.
+    // Do not describe the value: it may come from a ${file:} secret.
+    const auto text = value->view();
+    if (text.find_first_of("\r\n") != std::string_view::npos) {
       l.r.error(kv.second, hp, "expected a header value on one line, found a line break");
+      continue;
+    }
+    const auto bad = std::find_if(text.begin(), text.end(), [](char ch) {
+      const auto c = static_cast<unsigned char>(ch);
+      return (c < 0x20 && c != '\t') || c == 0x7f;
+    });
+    if (bad != text.end()) {
+      l.r.error(kv.second, hp,
+                fmt::format("expected a header value without control characters, found byte "
+                            "0x{:02x}",
+                            static_cast<unsigned char>(*bad)));
       continue;
     }
     s.headers.push_back(Header{ name, std::move(*value) });
@@ -617,7 +653,7 @@ sink_headers(Load& l, SinkDraft& s, const YamlNode& v, const KeyPath& p)
 constexpr std::array<KeyOf<SinkDraft>, 5> k_file_sink_keys = { {
   { "type", ValueType::choice, &read_nothing<SinkDraft> },
   { "recipients", ValueType::list, &sink_recipients },
-  { "path", ValueType::path, &read_path<&Sink::path> },
+  { "path", ValueType::path, &sink_path },
   { "mode", ValueType::string, &sink_mode },
   { "group", ValueType::string, &read_string<&Sink::group> },
 } };
@@ -686,6 +722,17 @@ sink(Load& l, UserDraft& u, std::size_t i, const YamlNode& item, const KeyPath& 
   if (s.type == SinkType::http && !s.url.empty()) {
     check_url(l, s.url_node, sp.child("url"), s.url, s.insecure_http);
   }
+  if (s.type == SinkType::file && !s.path.empty()) {
+    // Two sinks replacing one file would each overwrite the other's token.
+    const auto normal = std::filesystem::path(s.path).lexically_normal().string();
+    const auto [it, inserted] =
+      l.file_sink_paths.emplace(normal, std::pair(sp.str(), l.r.mark(s.path_node).line));
+    if (!inserted) {
+      l.r.error(s.path_node, sp.child("path"),
+                fmt::format("expected a path no other sink writes, found the path of {} (line {})",
+                            it->second.first, it->second.second));
+    }
+  }
   if (!item["recipients"]) {
     l.r.error(item, sp, "expected key recipients, found none");
   }
@@ -698,9 +745,24 @@ void
 user_user(Load& l, UserDraft& u, const YamlNode& v, const KeyPath& p)
 {
   u.user_node = v;
-  if (auto s = l.r.string(v, p)) {
-    u.user = std::move(*s);
+  auto s = l.r.string(v, p);
+  if (!s) {
+    return;
   }
+  // Verification logs in as the user with Basic auth ("user:token"): a ':' would split
+  // it elsewhere, and control characters end up in headers and logs.
+  const bool bad = std::any_of(s->begin(), s->end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return ch == ':' || c < 0x20 || c == 0x7f;
+  });
+  if (bad) {
+    l.r.error(v, p,
+              "expected a user id without ':' or control characters (verification logs in "
+              "with Basic auth), found " +
+                describe(v));
+    return;
+  }
+  u.user = std::move(*s);
 }
 
 void
@@ -837,8 +899,39 @@ root_users(Load& l, Config&, const YamlNode& v, const KeyPath&)
   l.users = v;
 }
 
-constexpr std::array<KeyOf<Config>, 12> k_root_keys = { {
-  { "state_dir", ValueType::path, &read_path<&Config::state_dir> },
+void
+root_state_dir(Load& l, Config& c, const YamlNode& v, const KeyPath& p)
+{
+  if (auto d = l.r.path(v, p)) {
+    // Whoever may enter it may read the sealed envelopes' metadata and the audit log,
+    // and swap the database; the store creates it 0700 when it does not exist yet.
+    if (auto r = check_state_dir(*d); !r) {
+      l.r.error(v, p, fmt::format("{}: {}", *d, r.error().message));
+      return;
+    }
+    c.state_dir = std::move(*d);
+  }
+}
+
+void
+root_signing_key(Load& l, Config& c, const YamlNode& v, const KeyPath& p)
+{
+  // Only the file is checked here (a secret nobody else may read, change or swap);
+  // crypto reads and parses the key when it signs.
+  if (auto f = l.r.path(v, p)) {
+    if (auto r = check_secret_file(*f); !r) {
+      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
+    } else if (auto t = check_trusted(*f); !t) {
+      l.r.error(v, p, t.error().message);
+    } else {
+      c.signing_key = std::move(*f);
+      c.signing_key_mark = l.r.mark(v);
+    }
+  }
+}
+
+constexpr std::array<KeyOf<Config>, 13> k_root_keys = { {
+  { "state_dir", ValueType::path, &root_state_dir },
   { "control", ValueType::section, &root_control },
   { "metrics", ValueType::section, &root_metrics },
   { "log", ValueType::section, &root_log },
@@ -851,6 +944,7 @@ constexpr std::array<KeyOf<Config>, 12> k_root_keys = { {
   { "recipients", ValueType::mapping, &read_nothing<Config> },
   { "defaults", ValueType::section, &root_defaults },
   { "users", ValueType::list, &root_users },
+  { "signing_key", ValueType::path, &root_signing_key },
 } };
 
 // Fills `c` from the root node.
@@ -957,26 +1051,20 @@ util::Result<Config>
 load(const std::string& path)
 {
   Diagnostics diag;
-  if (auto r = check_not_writable_by_others(path, false); !r) {
+  if (auto r = check_trusted(path); !r) {
     diag.add_file_error(path, r.error().message);
     return util::make_error("config", diag.to_string());
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    diag.add_file_error(path, fmt::format("cannot be read: {}", std::strerror(errno)));
+  // Opened without blocking and refused unless a regular file: a FIFO would hang us,
+  // a directory would read as an empty document.
+  auto text = read_regular_file(path, k_max_file_bytes, "64 MiB");
+  if (!text) {
+    diag.add_file_error(path, text.error().kind == "size"
+                                ? "expected a config of at most 64 MiB, found a larger file"
+                                : text.error().message);
     return util::make_error("config", diag.to_string());
   }
-  struct stat st
-  {};
-  if (::stat(path.c_str(), &st) == 0 && static_cast<std::size_t>(st.st_size) > k_max_file_bytes) {
-    diag.add_file_error(path, "expected a config of at most 64 MiB, found a larger file");
-    return util::make_error("config", diag.to_string());
-  }
-  std::string text;
-  text.resize(static_cast<std::size_t>(st.st_size));
-  in.read(text.data(), static_cast<std::streamsize>(text.size()));
-  text.resize(static_cast<std::size_t>(in.gcount()));
-  return load_text(text, path);
+  return load_text(*text, path);
 }
 
 } // namespace config

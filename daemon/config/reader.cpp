@@ -1,7 +1,5 @@
 #include "config/reader.hpp"
 
-#include "config/expand.hpp"
-
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -93,7 +91,7 @@ Reader::mark(const YamlNode& node) const
 void
 Reader::error(const YamlNode& node, const KeyPath& path, const std::string& message)
 {
-  m_diag.add(mark(node), path.str(), message);
+  m_diag.add(mark(node), path.str(), m_expander.redact(message));
   m_visits += k_error_weight;
   visit();
 }
@@ -157,7 +155,26 @@ Reader::string(const YamlNode& node, const KeyPath& path)
 util::Result<std::string>
 Reader::expand(std::string_view text)
 {
-  return config::expand(text);
+  auto r = m_expander.expand(text);
+  if (!r) {
+    return r.error();
+  }
+  return std::string(r->view());
+}
+
+std::optional<util::SecretText>
+Reader::expanded_secret(const YamlNode& node, const KeyPath& path)
+{
+  auto raw = string(node, path);
+  if (!raw) {
+    return std::nullopt;
+  }
+  auto value = m_expander.expand(*raw);
+  if (!value) {
+    error(node, path, value.error().message);
+    return std::nullopt;
+  }
+  return std::move(*value);
 }
 
 std::optional<std::string>

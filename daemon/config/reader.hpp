@@ -2,6 +2,7 @@
 
 #include "config/config.hpp"
 #include "config/diagnostics.hpp"
+#include "config/expand.hpp"
 #include "config/yaml_tree.hpp"
 #include "util/duration.hpp"
 
@@ -108,6 +109,8 @@ public:
   }
 
   [[nodiscard]] Mark mark(const YamlNode& node) const;
+  // Reports at `node`'s mark. The content of every ${file:} read so far is replaced by
+  // its ${file:PATH} form: a message about an expanded path never shows a secret.
   void error(const YamlNode& node, const KeyPath& path, const std::string& message);
   // Counts one node against the budget; throws TooManyNodes past it.
   void visit()
@@ -134,6 +137,8 @@ public:
   std::optional<std::string> string(const YamlNode& node, const KeyPath& path);
   // A string that may hold ${ENV} and ${file:PATH}.
   std::optional<std::string> expanded(const YamlNode& node, const KeyPath& path);
+  // The same, kept in wiped memory (a header value that may come from a file).
+  std::optional<util::SecretText> expanded_secret(const YamlNode& node, const KeyPath& path);
   // An expanded path; a relative path is taken from the config file's directory.
   std::optional<std::string> path(const YamlNode& node, const KeyPath& key_path);
   std::optional<util::Seconds> duration(const YamlNode& node, const KeyPath& path);
@@ -161,6 +166,7 @@ private:
   std::string m_file;
   Diagnostics& m_diag;
   std::size_t m_visits = 0;
+  Expander m_expander;
 };
 
 // Key readers for the common cases: a member of the target read by one typed reader.
