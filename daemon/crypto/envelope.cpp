@@ -2,6 +2,7 @@
 
 #include "crypto/base64.hpp"
 #include "crypto/sealed_box.hpp"
+#include "util/quote.hpp"
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -88,9 +89,18 @@ is_utf8(const std::string& s)
 class Reader
 {
 public:
-  explicit Reader(std::string_view where)
+  // echo = false: messages name the field but never show a value (the state store's
+  // check: whatever an envelope holds stays out of logs).
+  Reader(std::string_view where, bool echo)
     : m_where(where)
+    , m_echo(echo)
   {
+  }
+
+  // ` "value"` quoted and escaped (util::quote), or nothing when values are not echoed.
+  [[nodiscard]] std::string found(std::string_view value) const
+  {
+    return m_echo ? fmt::format(", found {}", util::quote(value)) : std::string();
   }
 
   util::Error error(std::string_view path, std::string_view what,
@@ -110,7 +120,8 @@ public:
       }
       if (!found) {
         return error(path.empty() ? std::string_view("envelope") : path,
-                     fmt::format("unknown field \"{}\"", key));
+                     m_echo ? fmt::format("unknown field {}", util::quote(key))
+                            : std::string("unknown field"));
       }
     }
     return {};
@@ -149,14 +160,15 @@ public:
     auto s = string(object, path, key);
     if (s && !is_rfc3339(*s)) {
       return error(path, fmt::format("expected an RFC 3339 timestamp such as "
-                                     "2026-11-27T03:00:12Z, found \"{}\"",
-                                     *s));
+                                     "2026-11-27T03:00:12Z{}",
+                                     found(*s)));
     }
     return s;
   }
 
 private:
   std::string_view m_where;
+  bool m_echo;
 };
 
 constexpr std::array<std::string_view, 10> k_fields = { "format",  "controller", "url",
@@ -183,7 +195,7 @@ parse_entry(const Reader& r, const Json& j, const std::string& path)
   if (*alg != Envelope::k_alg) {
     return r.error(
       path + ".alg",
-      fmt::format("unsupported algorithm: expected \"{}\", found \"{}\"", Envelope::k_alg, *alg),
+      fmt::format("unsupported algorithm: expected \"{}\"{}", Envelope::k_alg, r.found(*alg)),
       "alg");
   }
   auto recipient = r.string(j, path + ".recipient", "recipient");
@@ -197,7 +209,7 @@ parse_entry(const Reader& r, const Json& j, const std::string& path)
   }
   if (!is_key_id(*key_id)) {
     return r.error(path + ".key_id",
-                   fmt::format("expected 8 lowercase hex digits, found \"{}\"", *key_id));
+                   fmt::format("expected 8 lowercase hex digits{}", r.found(*key_id)));
   }
   e.key_id = std::move(*key_id);
   auto ciphertext = r.string(j, path + ".ciphertext", "ciphertext");
@@ -239,14 +251,14 @@ Envelope::seal(const Envelope& info, const SecretBytes& token,
   for (const auto* ts : { &info.created, &info.expires }) {
     if (!is_rfc3339(*ts)) {
       return util::make_error(
-        "envelope", fmt::format("envelope: expected an RFC 3339 timestamp, found \"{}\"", *ts));
+        "envelope",
+        fmt::format("envelope: expected an RFC 3339 timestamp, found {}", util::quote(*ts)));
     }
   }
   if (info.jenkins_expires && !is_rfc3339(*info.jenkins_expires)) {
     return util::make_error(
-      "envelope",
-      fmt::format("envelope: jenkins_expires: expected an RFC 3339 timestamp, found \"{}\"",
-                  *info.jenkins_expires));
+      "envelope", fmt::format("envelope: jenkins_expires: expected an RFC 3339 timestamp, found {}",
+                              util::quote(*info.jenkins_expires)));
   }
   Envelope out = info;
   out.sealed.clear();
@@ -292,8 +304,10 @@ Envelope::to_json() const
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+namespace {
+
 util::Result<Envelope>
-Envelope::parse(std::string_view json, std::string_view where)
+parse_envelope(std::string_view json, std::string_view where, bool echo)
 {
   Json j;
   // nlohmann keeps the last of two equal keys; another reader may keep the first, so an
@@ -320,14 +334,17 @@ Envelope::parse(std::string_view json, std::string_view where)
         detail.starts_with("[json.") && close != detail.npos) {
       detail = detail.substr(close + 2);
     }
-    return util::make_error("json", fmt::format("{}: malformed JSON: {}", where, detail));
+    // The detail may quote the input ("last read: '…'").
+    return util::make_error(
+      "json", echo ? fmt::format("{}: malformed JSON: {}", where, util::escape(detail, 300))
+                   : fmt::format("{}: malformed JSON", where));
   }
   if (duplicate) {
     return util::make_error(
-      "envelope",
-      fmt::format("{}: duplicate field \"{}\": each field may appear once", where, *duplicate));
+      "envelope", fmt::format("{}: duplicate field {}: each field may appear once", where,
+                              echo ? util::quote(*duplicate) : std::string("(not shown)")));
   }
-  const Reader r(where);
+  const Reader r(where, echo);
   if (!j.is_object()) {
     return r.error("envelope", fmt::format("expected a JSON object, found {}", j.type_name()));
   }
@@ -337,10 +354,10 @@ Envelope::parse(std::string_view json, std::string_view where)
   if (!format) {
     return format.error();
   }
-  if (*format != k_format) {
-    return util::make_error("format",
-                            fmt::format("{}: unknown format \"{}\": this version reads \"{}\"",
-                                        where, *format, k_format));
+  if (*format != Envelope::k_format) {
+    return util::make_error("format", fmt::format("{}: unknown format{}: this version reads \"{}\"",
+                                                  where, echo ? " " + util::quote(*format) : "",
+                                                  Envelope::k_format));
   }
   if (auto ok = r.only_known(j, "", k_fields); !ok) {
     return ok.error();
@@ -403,6 +420,28 @@ Envelope::parse(std::string_view json, std::string_view where)
   return env;
 }
 
+} // namespace
+
+util::Result<Envelope>
+Envelope::parse(std::string_view json, std::string_view where)
+{
+  return parse_envelope(json, where, true);
+}
+
+util::Result<void>
+check_envelope(std::string_view json, std::string_view token_uuid, std::string_view token_name)
+{
+  auto env = parse_envelope(json, "envelope", false);
+  if (!env) {
+    return util::make_error("envelope", env.error().message);
+  }
+  if (env->token_uuid != token_uuid || env->token_name != token_name) {
+    return util::make_error("envelope",
+                            "envelope: token_uuid or token_name does not match the attempt");
+  }
+  return {};
+}
+
 util::Result<SecretBytes>
 Envelope::open(const PrivateKey& key, std::string_view where) const
 {
@@ -429,7 +468,8 @@ Envelope::open(const PrivateKey& key, std::string_view where) const
   }
   std::string present;
   for (const auto& e : sealed) {
-    present += fmt::format("{}{} ({})", present.empty() ? "" : ", ", e.recipient, e.key_id);
+    present += fmt::format("{}{} ({})", present.empty() ? "" : ", ",
+                           util::escape(e.recipient, util::k_max_echo_bytes), e.key_id);
   }
   return util::make_error("no_key", fmt::format("{}: no sealed entry for this key (key_id {}); the "
                                                 "envelope is sealed for: {}",

@@ -66,4 +66,13 @@ struct Envelope
   [[nodiscard]] util::Result<SecretBytes> open(const PrivateKey& key, std::string_view where) const;
 };
 
+// The one envelope validator (DESIGN §6): `json` parses as an envelope (Envelope::parse's
+// rules: only the fields of §6, at least one sealed entry, strict base64 and timestamps)
+// of the token `token_uuid` named `token_name`. Errors have kind "envelope" and never show
+// a value of the envelope, so whatever it holds stays out of logs. The state store runs it
+// on every envelope it is given (state::Store::open's EnvelopeCheck: state may not use
+// crypto, DESIGN §9, so the check is handed in by whoever opens the store).
+util::Result<void> check_envelope(std::string_view json, std::string_view token_uuid,
+                                  std::string_view token_name);
+
 } // namespace crypto
