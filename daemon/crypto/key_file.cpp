@@ -5,6 +5,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+
 namespace crypto {
 
 namespace {
@@ -23,6 +25,15 @@ decode_key_text(std::span<const unsigned char> text, std::string_view where)
   }
   if (text.empty()) {
     return util::make_error("key", fmt::format("{}: {}, found nothing", where, k_expected));
+  }
+  // Ed25519 key files say so (crypto/signing_key.hpp): never taken for a sealing key.
+  constexpr std::string_view k_ed25519 = "ed25519-";
+  if (text.size() >= k_ed25519.size() &&
+      std::equal(k_ed25519.begin(), k_ed25519.end(), text.begin())) {
+    return util::make_error(
+      "key", fmt::format("{}: {}, found an Ed25519 signing or verify key (keygen --sign): "
+                         "sealing takes an X25519 key (keygen without --sign)",
+                         where, k_expected));
   }
   for (const unsigned char c : text) {
     if (c == '\n') {
