@@ -2,6 +2,7 @@
 #include "app/commands.hpp"
 #include "app/harden_first.hpp"
 #include "config/loader.hpp"
+#include "crypto/envelope.hpp"
 #include "rotation/engine.hpp"
 #include "schedule/zone.hpp"
 #include "state/store.hpp"
@@ -106,7 +107,7 @@ cmd_once(const std::vector<std::string>& args)
     request.slots.push_back(u->slot());
   }
 
-  auto store = state::Store::open(snapshot->state_dir);
+  auto store = state::Store::open(snapshot->state_dir, crypto::check_envelope);
   if (!store) {
     throw util::Fatal(util::exit_code::k_failure, fmt::format("once: {}", store.error().message));
   }

@@ -76,7 +76,7 @@ struct SlotState
 struct SlotPlan
 {
   const config::User* user;
-  // Points into cmd_plan's map of the distinct zones, which outlives the plans.
+  // Points into the config's policy, which outlives the plans.
   const schedule::Zone* zone;
   schedule::Jitter jitter;
   std::vector<schedule::Instant> runs;
@@ -208,23 +208,13 @@ cmd_plan(const std::vector<std::string>& args)
 
   auto store = open_state(*snapshot);
 
-  // check_schedules() already accepted every schedule and zone: parse each text once.
-  std::map<std::string, schedule::Schedule> schedules;
-  std::map<std::string, schedule::Zone> zones;
+  // config::load parsed every schedule and zone once and kept them in each policy.
   std::vector<SlotPlan> plans;
   plans.reserve(snapshot->users.size());
   for (const auto& u : snapshot->users) {
-    auto s = schedules.find(u.policy.schedule);
-    if (s == schedules.end()) {
-      s = schedules.emplace(u.policy.schedule, schedule::Schedule::parse(u.policy.schedule).value())
-            .first;
-    }
-    auto z = zones.find(u.policy.timezone);
-    if (z == zones.end()) {
-      z = zones.emplace(u.policy.timezone, schedule::Zone::locate(u.policy.timezone).value()).first;
-    }
-    SlotPlan p{ &u, &z->second,   schedule::Jitter::for_slot(u.slot(), u.policy.jitter),
-                {}, std::nullopt, std::nullopt };
+    const schedule::Schedule& sched = *u.policy.parsed_schedule;
+    SlotPlan p{ &u, &*u.policy.zone, schedule::Jitter::for_slot(u.slot(), u.policy.jitter),
+                {}, std::nullopt,    std::nullopt };
     std::optional<schedule::Instant> last;
     if (store) {
       p.state = read_slot(*store, u, now, p.row);
@@ -236,7 +226,7 @@ cmd_plan(const std::vector<std::string>& args)
       p.runs.push_back(*last);
     }
     for (int i = static_cast<int>(p.runs.size()); i < count; ++i) {
-      last = schedule::next_run(s->second, z->second, p.jitter, last, now);
+      last = schedule::next_run(sched, *u.policy.zone, p.jitter, last, now);
       if (!last) {
         break;
       }

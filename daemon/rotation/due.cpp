@@ -4,28 +4,7 @@
 #include "schedule/schedule.hpp"
 #include "schedule/zone.hpp"
 
-#include <map>
-
 namespace rotation {
-
-namespace {
-
-// config::load already accepted every schedule and zone; each text is parsed once per
-// thread. TODO(issue 14): read the parsed Schedule and Zone from config::Policy once the
-// config helper lands them there, and delete this.
-template<typename T, typename Parse>
-const T&
-parsed(const std::string& text, Parse parse)
-{
-  thread_local std::map<std::string, T, std::less<>> cache;
-  auto it = cache.find(text);
-  if (it == cache.end()) {
-    it = cache.emplace(text, parse(text).value()).first;
-  }
-  return it->second;
-}
-
-} // namespace
 
 Time
 next_due(const config::User& user, const std::optional<state::Slot>& row, Time now)
@@ -38,10 +17,9 @@ next_due(const config::User& user, const std::optional<state::Slot>& row, Time n
     due = now; // no current token
   } else {
     const auto jitter = schedule::Jitter::for_slot(user.slot(), user.policy.jitter);
-    if (auto next = schedule::next_run(
-          parsed<schedule::Schedule>(user.policy.schedule, schedule::Schedule::parse),
-          parsed<schedule::Zone>(user.policy.timezone, schedule::Zone::locate), jitter,
-          row->last_rotation, now)) {
+    // config::load parsed the schedule and zone once (config::Policy).
+    if (auto next = schedule::next_run(*user.policy.parsed_schedule, *user.policy.zone, jitter,
+                                       row->last_rotation, now)) {
       due = *next;
     }
   }

@@ -1,7 +1,9 @@
 #include "config/loader.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/core.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -54,7 +56,13 @@ private:
   std::filesystem::path m_dir;
 };
 
-constexpr const char* k_sink = "    sinks: [{type: file, path: out.json, recipients: [deploy]}]\n";
+// A file sink of its own for each user: two sinks may not write one file.
+std::string
+sink()
+{
+  static int n = 0;
+  return fmt::format("    sinks: [{{type: file, path: out-{}.json, recipients: [deploy]}}]\n", ++n);
+}
 
 } // namespace
 
@@ -67,7 +75,7 @@ TEST_SUITE("config::check_schedules")
                                              "  - user: svc-a\n"
                                              "    controller: ci\n"
                                              "    timezone: Mars/Olympus\n") +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message == file + ":11:15: users[0].timezone: expected an IANA time zone "
@@ -85,14 +93,14 @@ TEST_SUITE("config::check_schedules")
                                              "users:\n"
                                              "  - user: svc-a\n"
                                              "    controller: ci\n") +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-b\n"
                                  "    controller: ci\n" +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-c\n"
                                  "    controller: ci\n"
                                  "    lifetime: 9d\n" +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message ==
@@ -111,7 +119,7 @@ TEST_SUITE("config::check_schedules")
                                              "    lifetime: 9d\n"
                                              "    grace: 1d\n"
                                              "    failure_budget: 1d\n") +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message == file +
@@ -127,11 +135,11 @@ TEST_SUITE("config::check_schedules")
                                              "users:\n"
                                              "  - user: svc-a\n"
                                              "    controller: ci\n") +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-b\n"
                                  "    controller: ci\n"
                                  "    schedule: every fortnight\n" +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message ==
@@ -151,17 +159,56 @@ TEST_SUITE("config::check_schedules")
                                              "users:\n"
                                              "  - user: svc-a\n"
                                              "    controller: ci\n") +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-b\n"
                                  "    controller: ci\n"
                                  "    schedule: \"*/15 9-17 * * MON-FRI\"\n"
                                  "    timezone: Europe/Berlin\n" +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_MESSAGE(c.has_value(), c.error().message);
     REQUIRE(c->users.size() == 2);
     CHECK(c->users[0].policy.timezone == "America/New_York");
     CHECK(c->users[0].timezone_mark.line == 9);
     CHECK(c->users[1].timezone_mark.line == 17);
+  }
+
+  TEST_CASE("each schedule and zone is parsed once and kept in the policies that use it")
+  {
+    ConfigDir dir;
+    const auto file = dir.config(std::string("defaults:\n"
+                                             "  timezone: Europe/Berlin\n"
+                                             "users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n") +
+                                 sink() +
+                                 "  - user: svc-b\n"
+                                 "    controller: ci\n" +
+                                 sink() +
+                                 "  - user: svc-c\n"
+                                 "    controller: ci\n"
+                                 "    schedule: \"0 3 * * 1\"\n"
+                                 "    timezone: UTC\n" +
+                                 sink());
+    const auto c = config::load(file);
+    REQUIRE_MESSAGE(c.has_value(), c.error().message);
+    REQUIRE(c->users.size() == 3);
+    for (const auto& u : c->users) {
+      REQUIRE(u.policy.parsed_schedule != nullptr);
+      REQUIRE(u.policy.zone.has_value());
+      CHECK(u.policy.parsed_schedule->text() == u.policy.schedule);
+      CHECK(u.policy.zone->name() == u.policy.timezone);
+    }
+    // One parse shared by the users that write the same text.
+    CHECK(c->users[0].policy.parsed_schedule == c->users[1].policy.parsed_schedule);
+    CHECK(c->users[0].policy.parsed_schedule != c->users[2].policy.parsed_schedule);
+    CHECK(c->users[0].policy.parsed_schedule->interval() == std::chrono::seconds(7 * 86400));
+    CHECK(c->users[2].policy.parsed_schedule->cron().has_value());
+    CHECK(c->users[0].policy.zone->name() == "Europe/Berlin");
+    CHECK(c->users[2].policy.zone->name() == "UTC");
+    REQUIRE(c->defaults.parsed_schedule != nullptr);
+    CHECK(c->defaults.parsed_schedule->text() == "every 7d");
+    REQUIRE(c->defaults.zone.has_value());
+    CHECK(c->defaults.zone->name() == "Europe/Berlin");
   }
 }

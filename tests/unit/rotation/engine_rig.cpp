@@ -88,7 +88,7 @@ Rig::Rig(RigOptions options)
   auto loaded = config::load(m_dir + "/config.yaml");
   REQUIRE_MESSAGE(loaded.has_value(), (loaded ? std::string() : loaded.error().message));
   m_config = std::make_shared<const config::Config>(std::move(*loaded));
-  auto store = state::Store::open(m_dir + "/state");
+  auto store = state::Store::open(m_dir + "/state", crypto::check_envelope);
   REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
   m_store.emplace(std::move(*store));
 }

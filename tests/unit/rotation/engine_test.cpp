@@ -1,6 +1,8 @@
 // The engine's state machine (DESIGN §2.2) in-process: FakeJenkins, real files, a
 // hand-driven clock.
 #include "rotation/engine_rig.hpp"
+#include "schedule/schedule.hpp"
+#include "schedule/zone.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/core.h>
@@ -514,6 +516,9 @@ TEST_SUITE("rotation::next_due")
     u.controller = "ci";
     u.policy.schedule = "every 7d";
     u.policy.timezone = "UTC";
+    u.policy.parsed_schedule =
+      std::make_shared<const schedule::Schedule>(schedule::Schedule::parse("every 7d").value());
+    u.policy.zone = schedule::Zone::locate("UTC").value();
     u.policy.jitter = std::chrono::seconds(0);
     const util::Time now(std::chrono::seconds(1767571200));
     CHECK(rotation::next_due(u, std::nullopt, now) == now);
