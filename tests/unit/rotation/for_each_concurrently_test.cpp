@@ -1,5 +1,8 @@
 #include "rotation/for_each_concurrently.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -112,5 +115,34 @@ TEST_SUITE("rotation")
     // 0 and 1 start together; 0's worker may take index 2 before 1 fails, no more.
     CHECK(started.size() <= 3);
     CHECK(started.size() >= 2);
+  }
+
+  TEST_CASE("for_each_concurrently never returns while a worker runs, even when its caller is "
+            "cancelled")
+  {
+    asio::io_context io;
+    asio::cancellation_signal cancel;
+    std::size_t in_flight = 0;
+    bool returned_early = false;
+    bool finished = false;
+    asio::co_spawn(
+      io,
+      [&]() -> asio::awaitable<void> {
+        co_await rotation::for_each_concurrently(4, 4, [&](std::size_t) -> asio::awaitable<void> {
+          ++in_flight;
+          asio::steady_timer t(co_await asio::this_coro::executor, 50ms);
+          co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+          --in_flight;
+        });
+        returned_early = in_flight != 0;
+      },
+      asio::bind_cancellation_slot(cancel.slot(), [&](std::exception_ptr) { finished = true; }));
+    asio::steady_timer t(io, 5ms);
+    t.async_wait(
+      [&](boost::system::error_code) { cancel.emit(asio::cancellation_type::terminal); });
+    io.run();
+    CHECK(finished);
+    CHECK_FALSE(returned_early);
+    CHECK(in_flight == 0);
   }
 }
