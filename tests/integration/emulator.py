@@ -30,6 +30,17 @@ import urllib.parse
 RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jenkins-emulator", "run")
 
 
+def java_home():
+    """$JAVA_HOME (CTest sets it from CMake's JTR_JAVA_HOME), else the JDK of the javac
+    on PATH, whatever the architecture."""
+    if os.environ.get("JAVA_HOME"):
+        return os.environ["JAVA_HOME"]
+    javac = shutil.which("javac")
+    if javac is None:
+        raise RuntimeError("no JDK: set JAVA_HOME or install openjdk-17-jdk-headless")
+    return os.path.dirname(os.path.dirname(os.path.realpath(javac)))
+
+
 class Response:
     """One HTTP answer: ``status``, ``headers`` (case-insensitive), ``body`` bytes."""
 
@@ -86,7 +97,7 @@ class Emulator:
             cmd += ["--users", ",".join(self.users)]
         if self.admin:
             cmd += ["--admin", self.admin]
-        env = dict(os.environ, JAVA_HOME="/usr/lib/jvm/java-17-openjdk-amd64")
+        env = dict(os.environ, JAVA_HOME=java_home())
         self._stderr = open(self.stderr_path, "ab")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
         deadline = time.monotonic() + self.startup_timeout
