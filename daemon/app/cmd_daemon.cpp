@@ -2,6 +2,7 @@
 #include "app/commands.hpp"
 #include "app/engine_rotator.hpp"
 #include "config/loader.hpp"
+#include "control/server.hpp"
 #include "crypto/harden.hpp"
 #include "service/daemon.hpp"
 #include "state/store.hpp"
@@ -72,12 +73,17 @@ cmd_daemon(const std::vector<std::string>& args)
   };
   service::Daemon daemon(io, std::move(options));
 
-  // Control socket (issue 16): the control helper's control::Server goes here, with
-  // `daemon` as its Backend, bound (or adopted from LISTEN_FDS) before READY=1:
-  //   auto server = control::Server::open(io.get_executor(), daemon,
-  //                                       {config->control_socket, config->control_group});
-  //   daemon.on_shutdown([&]() { return (*server)->stop(); });
-  // Metrics listener (issue 17): bound here too, before READY=1.
+  // The control socket, bound (or adopted from LISTEN_FDS) before READY=1.
+  control::ServerOptions control_options;
+  control_options.path = config->control_socket;
+  control_options.group = config->control_group;
+  auto server = control::Server::open(io.get_executor(), daemon, std::move(control_options));
+  if (!server) {
+    throw util::Fatal(util::exit_code::k_failure,
+                      fmt::format("daemon: {}", server.error().message));
+  }
+  daemon.on_shutdown([&server]() { return (*server)->stop(); });
+  // The metrics listener (issue 17) is bound here, before READY=1.
 
   if (auto started = daemon.start(); !started) {
     std::fputs(fmt::format("jenkins-token-rotator: daemon: {}\n", started.error().message).c_str(),
@@ -85,6 +91,7 @@ cmd_daemon(const std::vector<std::string>& args)
     return started.error().kind == "config" ? util::exit_code::k_config
                                             : util::exit_code::k_failure;
   }
+  (*server)->start();
   io.run();
   return util::exit_code::k_ok;
 }
