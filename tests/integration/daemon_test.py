@@ -5,6 +5,7 @@ watchdog, schedules and lanes.
 Tests that move the daemon's clock need a binary built with -DJTR_CRASH_POINTS=ON (the
 clock hook lives only there, as the crash points do); they skip otherwise.
 """
+import json
 import os
 import re
 import signal
@@ -84,11 +85,11 @@ class Daemon:
         if notify:
             e["NOTIFY_SOCKET"] = notify.path
         e.update(env or {})
-        self.err = open(self.errpath, "w")
+        self.err = open(self.errpath, "w")  # noqa
         if journal:
             st = os.fstat(self.err.fileno())
             e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
-        self.proc = subprocess.Popen([BIN, "daemon", "-c", rig.config], stdout=subprocess.DEVNULL,
+        self.proc = subprocess.Popen(([ "gdb", "-batch", "-ex", "run", "-ex", "bt 25", "--args"] if os.environ.get("JTR_GDB") else []) + [BIN, "daemon", "-c", rig.config], stdout=self.err if os.environ.get("JTR_GDB") else subprocess.DEVNULL,
                                      stderr=self.err, env=e)
 
     def log(self):
@@ -270,6 +271,68 @@ class DaemonTest(RigTest):
         self.assertEqual(self.committed(rig, "dn-hup-0"), 2, "the reload rotates only the new slot")
         self.assertEqual(d.stop(), 0)
         rig.check_invariants(self)
+
+    # ---- control socket ---------------------------------------------------------------
+    def test_the_control_socket_answers_status_rotate_prune_reload_history_plan(self):
+        rig = self.rig("dn-ctl", 2)
+        d = self.start(rig)
+        self.wait_committed(rig, rig.users, 1, daemon=d)
+
+        def cli(*args):
+            return subprocess.run([BIN, *args, "-c", rig.config], capture_output=True, text=True,
+                                  timeout=60)
+
+        st = cli("status", "--json")
+        self.assertEqual(st.returncode, 0, st.stderr)
+        status = json.loads(st.stdout)
+        self.assertEqual(status["daemon"]["pid"], d.proc.pid)
+        self.assertEqual(status["controllers"][0]["name"], "emu")
+        slots = {s["slot"]: s for s in status["slots"]}
+        self.assertEqual(sorted(slots), ["emu/dn-ctl-0", "emu/dn-ctl-1"])
+        for s in slots.values():
+            self.assertEqual(s["state"], "ok")
+            self.assertTrue(s["configured"])
+            self.assertTrue(s["current_token"].startswith(rig.prefix()))
+            self.assertRegex(s["next_run"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+        r = cli("rotate", "--wait", "dn-ctl-0")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(self.committed(rig, "dn-ctl-0"), 2)
+        self.assertEqual(self.committed(rig, "dn-ctl-1"), 1)
+        r = cli("rotate", "--wait", "nobody")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("unknown slot: nobody", r.stdout + r.stderr)
+        p = cli("prune", "--wait")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        h = cli("history", "dn-ctl-0", "--json")
+        self.assertEqual(h.returncode, 0, h.stderr)
+        events = json.loads(h.stdout)["events"]
+        self.assertTrue(any(e["event"] == "committed" for e in events), events)
+        pl = cli("plan", "--daemon", "--json", "--count", "2")
+        self.assertEqual(pl.returncode, 0, pl.stderr)
+        # A removed slot stays in status, unconfigured; the reload answer lists it.
+        with open(rig.config) as f:
+            text = f.read()
+        with open(rig.config, "w") as f:
+            f.write(text[:text.index("  - user: dn-ctl-1\n")])
+        rl = cli("reload")
+        self.assertEqual(rl.returncode, 0, rl.stdout + rl.stderr)
+        status = json.loads(cli("status", "--json").stdout)
+        slots = {s["slot"]: s for s in status["slots"]}
+        self.assertEqual(slots["emu/dn-ctl-1"]["state"], "unconfigured")
+        self.assertFalse(slots["emu/dn-ctl-1"]["configured"])
+        other = os.path.join(rig.dir, "state2")
+        os.mkdir(other, 0o700)
+        rig.edit_config("state_dir: %s" % rig.state_dir, "state_dir: %s" % other)
+        rl = cli("reload")
+        self.assertEqual(rl.returncode, 78, rl.stdout + rl.stderr)
+        self.assertIn("state_dir: changed", rl.stdout + rl.stderr)
+        self.assertIn("restart", rl.stdout + rl.stderr)
+        self.assertEqual(d.stop(), 0)
+        out = "".join(rig.outputs) + st.stdout + h.stdout
+        for u in ("dn-ctl-0",):
+            for path in rig.sink_files(u):
+                _, token = rig.open_envelope(path)
+                self.assertNotIn(token, out)
 
     # ---- lanes ------------------------------------------------------------------------
     def test_a_down_controller_does_not_delay_a_healthy_one(self):
