@@ -85,11 +85,11 @@ class Daemon:
         if notify:
             e["NOTIFY_SOCKET"] = notify.path
         e.update(env or {})
-        self.err = open(self.errpath, "w")  # noqa
+        self.err = open(self.errpath, "w")
         if journal:
             st = os.fstat(self.err.fileno())
             e["JOURNAL_STREAM"] = "%d:%d" % (st.st_dev, st.st_ino)
-        self.proc = subprocess.Popen(([ "gdb", "-batch", "-ex", "run", "-ex", "bt 25", "--args"] if os.environ.get("JTR_GDB") else []) + [BIN, "daemon", "-c", rig.config], stdout=self.err if os.environ.get("JTR_GDB") else subprocess.DEVNULL,
+        self.proc = subprocess.Popen([BIN, "daemon", "-c", rig.config], stdout=subprocess.DEVNULL,
                                      stderr=self.err, env=e)
 
     def log(self):
