@@ -385,30 +385,43 @@ class DaemonTest(RigTest):
         rig.check_invariants(self)
 
     # ---- stop -------------------------------------------------------------------------
-    @unittest.expectedFailure  # app::Engine has no stop: rotation::Engine (issue 14) brings it
+    # app::Engine has no stop: a pass runs to its end, hooks and retries included.
+    # rotation::Engine (issue 14) brings request_stop; until it lands this test fails.
+    @unittest.expectedFailure
     def test_sigterm_during_a_pass_with_slow_hooks(self):
         rig = self.rig("dn-term", 2, sinks=("file", "exec"))
         hook = os.path.join(rig.dir, "hooks", "exec")
         with open(hook) as f:
-            script = f.read()
-        with open(hook, "w") as f:
-            f.write(script.replace("set -eu\n", "set -eu\necho $$ >> %s/hook.pids\nsleep 8\n"
-                                   % rig.out, 1))
-        d = self.start(rig)
+            fast = f.read()
         pids = os.path.join(rig.out, "hook.pids")
+        with open(hook, "w") as f:  # slower than the stop may take, killed at its 10 s timeout
+            f.write(fast.replace("set -eu\n", "set -eu\necho $$ >> %s\nsleep 30\n" % pids, 1))
+        d = self.start(rig)
         end = time.monotonic() + 30
         while not os.path.exists(pids) and time.monotonic() < end:
             time.sleep(0.1)
+        self.assertTrue(os.path.exists(pids), "no hook ran\n" + d.log())
         t0 = time.monotonic()
         d.signal(signal.SIGTERM)
-        code = d.proc.wait(20)
-        took = time.monotonic() - t0
+        try:
+            code = d.proc.wait(10)
+        finally:
+            with open(pids) as f:
+                hook_pids = f.read().split()
+            if d.proc.poll() is None:
+                d.proc.kill()
+                d.proc.wait()
+                for pid in hook_pids:  # leave no sleeper behind this expected failure
+                    try:
+                        os.killpg(int(pid), signal.SIGKILL)
+                    except (ProcessLookupError, PermissionError):
+                        pass
         self.assertEqual(code, 0)
-        with open(pids) as f:
-            hook_pids = f.read().split()
+        self.assertLess(time.monotonic() - t0, 10)
         for pid in hook_pids:
             self.assertFalse(os.path.exists("/proc/%s" % pid), "hook %s outlived the daemon" % pid)
-        self.assertLess(took, 3, "the pass stops between steps and kills its hooks")
+        with open(hook, "w") as f:
+            f.write(fast)
         d2 = self.start(rig)
         self.wait_committed(rig, rig.users, 1, timeout=40, daemon=d2)
         self.assertEqual(d2.stop(), 0)
