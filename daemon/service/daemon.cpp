@@ -161,6 +161,7 @@ Daemon::start()
     return rotator.error();
   }
   m_rotator = std::move(*rotator);
+  m_options.config.reset(); // m_config holds it; a reload must be able to free it
   const auto now = m_clock.now();
   m_epoch = now;
   m_config_loaded = now;
