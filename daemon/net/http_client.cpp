@@ -106,14 +106,6 @@ is_ip_literal(const std::string& host)
 
 } // namespace
 
-void
-secure_wipe(void* data, std::size_t size) noexcept
-{
-  if (data != nullptr && size > 0) {
-    OPENSSL_cleanse(data, size);
-  }
-}
-
 bool
 is_framing_header(std::string_view name)
 {
