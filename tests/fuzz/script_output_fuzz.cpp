@@ -7,7 +7,7 @@
 //                     fuzzer mutates the JSON itself rather than its base64
 //   the rest: the answer's body.
 // Oracles: no crash or exception; a mint failure never quotes a token of the answer.
-#include "jenkins/base64.hpp"
+#include "crypto/base64.hpp"
 #include "jenkins/script.hpp"
 #include "jenkins/tokens.hpp"
 #include "net/http_client.hpp"
@@ -31,7 +31,7 @@ encode_results(std::string_view text)
     auto line = text.substr(0, end);
     if (line.starts_with(jenkins::k_result_marker)) {
       out += jenkins::k_result_marker;
-      out += jenkins::base64::encode(line.substr(jenkins::k_result_marker.size()));
+      out += crypto::to_base64(line.substr(jenkins::k_result_marker.size()));
     } else {
       out += line;
     }
