@@ -10,6 +10,7 @@
 //   the rest: the answers, separated by "~~next~~"; when they run out, connections drop.
 // Oracles: no crash, leak or hang; a 2xx is the only success; no failure message quotes
 // the admin token or the Authorization header.
+#include "crypto/secret_bytes.hpp"
 #include "net/http_client.hpp"
 #include "net/test_server.hpp"
 
@@ -105,7 +106,12 @@ LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
   o.jenkins = (mode & 1) != 0;
   if ((mode & 2) != 0) {
     o.admin_user = "admin";
-    o.admin_token.assign(k_admin_token.begin(), k_admin_token.end());
+    auto token = crypto::SecretBytes::copy_of(
+      { reinterpret_cast<const unsigned char*>(k_admin_token.data()), k_admin_token.size() });
+    if (!token) {
+      std::abort();
+    }
+    o.admin_token = std::move(*token);
   }
   // Drops and 5xx retry without waiting; a hang shows as a fuzzer timeout, not a wait.
   o.timeout = std::chrono::milliseconds(2000);
