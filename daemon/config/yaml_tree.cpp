@@ -1,15 +1,73 @@
 #include "config/yaml_tree.hpp"
 
 #include <fmt/core.h>
+#include <yaml-cpp/anchor.h>
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
+#include <sstream>
 #include <unordered_map>
 #include <yaml.h>
 
 namespace config {
+
+namespace {
+
+// Takes yaml-cpp's events and keeps none: only its exceptions are wanted.
+class IgnoreEvents : public YAML::EventHandler
+{
+public:
+  void OnDocumentStart(const YAML::Mark&) override {}
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override
+  {
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override
+  {
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override
+  {
+  }
+  void OnMapEnd() override {}
+};
+
+// yaml-cpp's wording of the syntax error in `text`, or nullopt when it finds none.
+// yaml-cpp 0.7 never gets past a ',' at the top level: YAML::LoadAll("," ) loops for
+// ever, keeping an empty document per turn until memory runs out (found by
+// tests/fuzz/config_load). So the documents read are bounded by those the text can
+// hold: each one after the first starts at a "---" or follows a "...".
+std::optional<YamlError>
+yaml_cpp_error(std::string_view text)
+{
+  std::size_t markers = 0;
+  for (const std::string_view m : { "---", "..." }) {
+    for (auto at = text.find(m); at != std::string_view::npos; at = text.find(m, at + 1)) {
+      ++markers;
+    }
+  }
+  std::istringstream in{ std::string(text) };
+  IgnoreEvents ignore;
+  try {
+    YAML::Parser parser(in);
+    for (std::size_t i = 0; i <= markers + 1 && parser.HandleNextDocument(ignore); ++i) {
+    }
+  } catch (const YAML::Exception& e) {
+    return YamlError{ e.msg,
+                      e.mark.is_null() ? YamlMark{} : YamlMark{ e.mark.line, e.mark.column } };
+  }
+  return std::nullopt;
+}
+
+} // namespace
 
 YamlType
 YamlNode::type() const
@@ -401,11 +459,8 @@ YamlTree::parse(std::string_view text)
   }
   // Messages about YAML syntax have always been yaml-cpp's: ask it for the wording of
   // this one (the text is rejected either way; this costs time only on a broken file).
-  try {
-    YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    return YamlError{ e.msg,
-                      e.mark.is_null() ? YamlMark{} : YamlMark{ e.mark.line, e.mark.column } };
+  if (auto worded = yaml_cpp_error(text)) {
+    return *worded;
   }
   return tree;
 }

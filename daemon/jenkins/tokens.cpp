@@ -36,6 +36,21 @@ opt_int(const nlohmann::json& j, const char* key)
   return it->get<std::int64_t>();
 }
 
+// A boolean that may be absent (false); nullopt when it is there but not a boolean
+// (json's value() would throw type_error instead).
+std::optional<bool>
+opt_flag(const nlohmann::json& j, const char* key)
+{
+  const auto it = j.find(key);
+  if (it == j.end()) {
+    return false;
+  }
+  if (!it->is_boolean()) {
+    return std::nullopt;
+  }
+  return it->get<bool>();
+}
+
 std::string
 str(const nlohmann::json& j, const char* key)
 {
@@ -279,10 +294,18 @@ read_list_answer(std::string_view output, std::span<const std::string> users,
         if (const auto e = tj.find("expiration"); e != tj.end() && e->is_string()) {
           info.expiration = e->get<std::string>();
         }
-        info.expired = tj.value("expired", false);
+        const auto expired = opt_flag(tj, "expired");
+        const auto legacy = opt_flag(tj, "legacy");
+        if (!expired || !legacy) {
+          // expired decides what is pruned and when a slot is due: never guess it.
+          return bad_output(controller, fmt::format("the list answer holds a token of user {} "
+                                                    "whose expired or legacy is not a boolean",
+                                                    users[i]));
+        }
+        info.expired = *expired;
         info.use_counter = static_cast<int>(opt_int(tj, "use_counter").value_or(0));
         info.last_use_ms = opt_int(tj, "last_use_ms");
-        info.legacy = tj.value("legacy", false);
+        info.legacy = *legacy;
         u.tokens.push_back(std::move(info));
       }
     } else if (!u.error) {

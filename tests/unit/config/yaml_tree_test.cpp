@@ -418,6 +418,21 @@ TEST_SUITE("config::YamlTree")
     CHECK(r.error().mark == YamlMark{ 1, 4 });
   }
 
+  // Found by tests/fuzz (config_load): yaml-cpp's LoadAll looped for ever on a ','
+  // at the top level, growing without bound (1.6 GB after 90 s); check-config hung.
+  TEST_CASE("a ',' at the top level gets libyaml's error, not a yaml-cpp loop")
+  {
+    for (const char* text : { ",", ",\n", "# c\n,\n  time, x\n", "a: 1\n---\n,\n" }) {
+      INFO(text);
+      auto r = YamlTree::parse(text);
+      REQUIRE(r.has_error());
+      CHECK_FALSE(r.error().message.empty());
+    }
+    auto r = YamlTree::parse(",");
+    CHECK(r.error().message == "did not find expected node content (while parsing a block node)");
+    CHECK(r.error().mark == YamlMark{ 0, 0 });
+  }
+
   TEST_CASE("a text only yaml-cpp rejects is a tree: a '? ' inside a flow scalar")
   {
     // libyaml follows the spec here: "s? vc.json" is one plain scalar.

@@ -217,6 +217,36 @@ TEST_SUITE("jenkins::read_list_answer")
     CHECK(r->users[1].error->kind == "unknown_user");
     CHECK(r->users[1].tokens.empty());
   }
+
+  // Found by tests/fuzz (script_output): json's value() threw type_error out of the decoder.
+  TEST_CASE("a token whose expired or legacy is not a boolean is bad_output, not an exception")
+  {
+    for (const auto& [key, value] : std::vector<std::pair<std::string, nlohmann::json>>{
+           { "expired", "yes" }, { "expired", nullptr }, { "legacy", 1 } }) {
+      INFO(key << " = " << value.dump());
+      auto doc = clock_doc();
+      doc["users"] = { { { "index", 0 },
+                         { "tokens", { { { "uuid", "u-1" }, { key, value } } } } } };
+      const std::vector<std::string> users = { "alice" };
+      auto r = jenkins::read_list_answer(result_line(doc), users, "ci");
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error().kind == net::FailureKind::bad_output);
+      CHECK(r.error().message ==
+            "ci: the list answer holds a token of user alice whose expired or legacy is not a "
+            "boolean");
+    }
+  }
+
+  TEST_CASE("absent expired and legacy read as false")
+  {
+    auto doc = clock_doc();
+    doc["users"] = { { { "index", 0 }, { "tokens", { { { "uuid", "u-1" } } } } } };
+    const std::vector<std::string> users = { "alice" };
+    auto r = jenkins::read_list_answer(result_line(doc), users, "ci");
+    REQUIRE(r.has_value());
+    CHECK_FALSE(r->users[0].tokens.at(0).expired);
+    CHECK_FALSE(r->users[0].tokens.at(0).legacy);
+  }
 }
 
 TEST_SUITE("jenkins::render_script input")
