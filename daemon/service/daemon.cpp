@@ -965,12 +965,18 @@ Daemon::handle(control::Request request, control::Peer /*peer*/)
           slots.push_back(u.slot());
         }
       }
+      // Named before the co_await: g++ 12 destroys a temporary made in a conditional
+      // expression inside a co_await operand twice (a crash in rotate --wait).
+      std::vector<std::string> named;
+      if (!request.all) {
+        named = slots;
+      }
       if (!request.wait) {
-        co_await rotate(request.all ? std::vector<std::string>{} : slots, request.all, false);
+        co_await rotate(std::move(named), request.all, false);
         a.fields["queued"] = slots;
         break;
       }
-      auto r = co_await rotate(request.all ? std::vector<std::string>{} : slots, request.all, true);
+      auto r = co_await rotate(std::move(named), request.all, true);
       json results = json::array();
       int bad = 0;
       for (const auto& s : r.slots) {
