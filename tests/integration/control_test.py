@@ -173,6 +173,15 @@ class ControlTest(RigTest):
         r = rig.run("rotate", "nobody-here", rig.users[0])
         self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
         self.assertIn("unknown slot: nobody-here", r.stderr)
+        # plan through the daemon: its schedule, the runs asked for.
+        r = rig.run("plan", "--daemon", "--count", "3", "--json")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        [slot] = json.loads(r.stdout)["slots"]
+        self.assertEqual(slot["slot"], "emu/%s" % rig.users[0])
+        self.assertEqual(len(slot["runs"]), 3)
+        r = rig.run("plan", "--daemon")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("emu/%s  schedule \"every 7d\"" % rig.users[0], r.stdout)
 
     def test_reload_with_a_broken_config_exits_78_and_the_daemon_keeps_running(self):
         rig = self.rig("ctl-rel", n=1)
