@@ -41,11 +41,12 @@ constexpr Command k_commands[] = {
   { "status", "status [--json]", "the daemon, its controllers and slots (docs/control.md)",
     cmd_status },
   { "history", "history [SLOT] [--limit N] [--json]", "the audit log, newest first", cmd_history },
-  { "keygen", "keygen --out FILE", "make a key pair: private key to FILE (0600), public on stdout",
+  { "keygen", "keygen [--sign] --out FILE",
+    "make a key pair: private key to FILE (0600), public on stdout; --sign: Ed25519 signing key",
     cmd_keygen },
   { "pubkey", "pubkey < PRIVATE", "print the public key of the private key on stdin", cmd_pubkey },
-  { "decrypt", "decrypt --key FILE [ENVELOPE|-]", "print the token sealed for FILE's key",
-    cmd_decrypt },
+  { "decrypt", "decrypt --key FILE [--verify-key PUB] [ENVELOPE|-]",
+    "print the token sealed for FILE's key; --verify-key: only if PUB signed it", cmd_decrypt },
 };
 
 void
