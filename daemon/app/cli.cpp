@@ -29,8 +29,7 @@ constexpr Command k_commands[] = {
   { "check-config", "check-config [-c FILE] [--connect]",
     "validate the config (78 on errors); --connect: probe each controller", cmd_check_config },
   { "plan", "plan [-c FILE] [--json] [--count N] [--connect|--daemon]",
-    "print the next N runs (default 5) per slot; --daemon or --socket PATH: ask the daemon",
-    cmd_plan },
+    "print the next N runs (default 5) per slot; --daemon: ask the daemon", cmd_plan },
   { "once", "once [-c FILE] [--force] [SLOT...]",
     "rotate the due (or named) slots once, prune, and exit", cmd_once },
   { "rotate", "rotate [SLOT...|--all] [--wait]",
@@ -56,10 +55,7 @@ print_help()
   std::string text = "Usage: jenkins-token-rotator COMMAND [OPTIONS]\n\n"
                      "Keeps the API tokens of Jenkins service users fresh.\n\nCommands:\n";
   for (const auto& c : k_commands) {
-    // A usage longer than its column gets the summary on a line of its own.
-    text += std::string_view(c.usage).size() > 40
-              ? fmt::format("  {}\n  {:<40} {}\n", c.usage, "", c.summary)
-              : fmt::format("  {:<40} {}\n", c.usage, c.summary);
+    text += fmt::format("  {:<40} {}\n", c.usage, c.summary);
   }
   text += fmt::format("\nOptions:\n  {:<40} {}\n  {:<40} {}\n", "-h, --help", "show this help",
                       "--version", "show the version");

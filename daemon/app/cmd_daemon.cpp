@@ -74,17 +74,19 @@ cmd_daemon(const std::vector<std::string>& args)
   };
   service::Daemon daemon(io, std::move(options));
 
-  // The control socket, bound (or adopted from LISTEN_FDS) before READY=1.
+  // The control socket, bound (or adopted from LISTEN_FDS) before READY=1, `daemon` its
+  // Backend; stopped before the daemon goes away.
   control::ServerOptions control_options;
   control_options.path = config->control_socket;
   control_options.group = config->control_group;
-  auto server = control::Server::open(io.get_executor(), daemon, std::move(control_options));
+  auto server = control::Server::open(io.get_executor(), daemon, control_options);
   if (!server) {
     throw util::Fatal(util::exit_code::k_failure,
                       fmt::format("daemon: {}", server.error().message));
   }
   daemon.on_shutdown([&server]() { return (*server)->stop(); });
-  // The metrics listener (issue 17) is bound here, before READY=1.
+  (*server)->start();
+  // Metrics listener (issue 17): bound here too, before READY=1.
 
   if (auto started = daemon.start(); !started) {
     std::fputs(fmt::format("jenkins-token-rotator: daemon: {}\n", started.error().message).c_str(),

@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fcntl.h>
 #include <filesystem>
 #include <grp.h>
 #include <mutex>
@@ -525,6 +526,56 @@ TEST_SUITE("control::Server")
     CHECK(rig.backend.handled == 2);
     // Root is always served.
     CHECK(control::call(rig.path(), status_request(), 2s).has_value());
+  }
+}
+
+TEST_SUITE("control::Server socket activation")
+{
+  TEST_CASE("the socket systemd passes (LISTEN_FDS) is adopted, not bound, and left in place")
+  {
+    TempDir dir;
+    const std::string path = dir.path + "/activated.sock";
+    const int listener = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
+    // NOLINTNEXTLINE(cppcoreguidelines-pro-type-reinterpret-cast)
+    REQUIRE(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(listener, 8) == 0);
+    // systemd passes its sockets from fd 3 on: put ours there for the test, then give fd 3
+    // back to whoever held it.
+    const int saved = listener == 3 ? -1 : ::fcntl(3, F_DUPFD_CLOEXEC, 10);
+    if (listener != 3) {
+      REQUIRE(::dup2(listener, 3) == 3);
+      ::close(listener);
+    }
+    ::setenv("LISTEN_PID", std::to_string(::getpid()).c_str(), 1);
+    ::setenv("LISTEN_FDS", "1", 1);
+    {
+      asio::io_context io;
+      FakeBackend backend(io);
+      control::ServerOptions options;
+      options.path = path;
+      auto server = control::Server::open(io.get_executor(), backend, options);
+      ::unsetenv("LISTEN_PID");
+      ::unsetenv("LISTEN_FDS");
+      REQUIRE_MESSAGE(server.has_value(), server.error().message);
+      CHECK((*server)->adopted());
+      (*server)->start();
+      std::thread thread([&io] { io.run(); });
+      auto answer = control::call(path, status_request(), 2s);
+      REQUIRE_MESSAGE(answer.has_value(), answer.error().message);
+      CHECK(answer->ok);
+      asio::co_spawn(io, (*server)->stop(), asio::use_future).wait();
+      thread.join();
+      server->reset();
+    }
+    // systemd owns the file of a socket it passed.
+    CHECK(std::filesystem::exists(path));
+    if (saved >= 0) {
+      ::dup2(saved, 3);
+      ::close(saved);
+    }
   }
 }
 
