@@ -1,7 +1,6 @@
 // The pass's requests to Jenkins: each through the controller's jenkins::Api, timed and
 // told to the observer.
 #include "rotation/pass_impl.hpp"
-#include "util/crash_point.hpp"
 #include "util/log.hpp"
 
 #include <fmt/core.h>
@@ -147,18 +146,21 @@ Pass::revoke(Lane& lane, std::vector<Revoke> items)
   co_return gone;
 }
 
-asio::awaitable<std::set<std::string>>
-Pass::revoke_and_record(Lane& lane, std::vector<Revoke> items, const char* crash_at)
+void
+Pass::record_revoked(Lane& lane, const std::set<std::string>& gone)
 {
-  auto gone = co_await revoke(lane, std::move(items));
-  if (crash_at != nullptr) {
-    util::crash_point(crash_at);
-  }
   auto tx = begin(lane, "revoked");
   for (const auto& uuid : gone) {
     check(lane, store().mark_revoked(uuid, now()), "revoked");
   }
   commit(lane, tx, "revoked");
+}
+
+asio::awaitable<std::set<std::string>>
+Pass::revoke_and_record(Lane& lane, std::vector<Revoke> items)
+{
+  auto gone = co_await revoke(lane, std::move(items));
+  record_revoked(lane, gone);
   co_return gone;
 }
 

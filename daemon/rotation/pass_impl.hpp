@@ -120,11 +120,11 @@ private:
                                                    const crypto::SecretBytes& token);
   // Revokes by uuid; returns the uuids that are gone.
   boost::asio::awaitable<std::set<std::string>> revoke(Lane& lane, std::vector<Revoke> items);
-  // revoke(), then records the revoked tokens in one transaction (a test build may crash
-  // between the two at `crash_at`).
+  // Records tokens revoke() found gone, in one transaction.
+  void record_revoked(Lane& lane, const std::set<std::string>& gone);
+  // revoke(), then record_revoked().
   boost::asio::awaitable<std::set<std::string>> revoke_and_record(Lane& lane,
-                                                                  std::vector<Revoke> items,
-                                                                  const char* crash_at = nullptr);
+                                                                  std::vector<Revoke> items);
   void observe_request(Lane& lane, RequestOp op, int status,
                        std::chrono::steady_clock::time_point start);
   // Calls fn(first, count) for each batch_size slice of n items of the lane, up to

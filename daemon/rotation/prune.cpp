@@ -1,5 +1,6 @@
 // Prune: revoking our tokens past retire_at or their deadline (DESIGN §2.2 Prune).
 #include "rotation/pass_impl.hpp"
+#include "util/crash_point.hpp"
 #include "util/log.hpp"
 
 #include <fmt/core.h>
@@ -54,7 +55,9 @@ Pass::prune(Lane& lane)
   if (items.empty()) {
     co_return;
   }
-  const auto gone = co_await revoke_and_record(lane, std::move(items), "mid_prune");
+  const auto gone = co_await revoke(lane, std::move(items));
+  util::crash_point("mid_prune");
+  record_revoked(lane, gone);
   util::log::info("controller {}: pruned {} token{}", lane.name(), gone.size(),
                   gone.size() == 1 ? "" : "s");
 }
