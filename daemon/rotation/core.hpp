@@ -2,6 +2,7 @@
 
 #include "config/config.hpp"
 #include "crypto/envelope.hpp"
+#include "crypto/signing_key.hpp"
 #include "jenkins/api.hpp"
 #include "rotation/stop.hpp"
 #include "sinks/sink.hpp"
@@ -66,6 +67,8 @@ struct Core
   std::map<std::string, Controller> controllers;
   std::mt19937_64 rng{ std::random_device{}() };
   Stop stop;
+  // `signing_key` from the config: every envelope is signed with it (DESIGN §6).
+  std::optional<crypto::SigningKey> signing_key;
 };
 
 } // namespace rotation::detail

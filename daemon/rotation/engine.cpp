@@ -21,6 +21,15 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
   }
   auto core =
     std::make_unique<detail::Core>(executor, config, store, clock ? *clock : util::system_clock());
+  if (!config->signing_key.empty()) {
+    auto key = crypto::SigningKey::load(config->signing_key);
+    if (!key) {
+      return util::make_error("config", fmt::format("{}: signing_key: {}",
+                                                    config->signing_key_mark.to_string(),
+                                                    key.error().message));
+    }
+    core->signing_key.emplace(std::move(*key));
+  }
   std::map<std::string, crypto::PublicKey> keys;
   for (const auto& r : config->recipients) {
     auto key = crypto::PublicKey::load(r.path);

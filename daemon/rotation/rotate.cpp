@@ -277,6 +277,9 @@ Pass::seal_all(Lane& lane, Work& w, const jenkins::Minted& m, state::Time create
     if (!sealed) {
       return sealed.error();
     }
+    if (m_core.signing_key) {
+      sealed->sign(*m_core.signing_key);
+    }
     out.push_back({ static_cast<int>(i), w.slot->sinks[i].hash, sealed->to_json() });
   }
   return out;
