@@ -235,7 +235,8 @@ Pass::run_lane(Lane& lane)
     if (!stopping() && m_request.kind != PassKind::prune) {
       co_await rotate(lane);
     }
-    if (!stopping() && m_request.kind != PassKind::rotate) {
+    // Prune after every commit too (DESIGN §2.2), so a rotate pass prunes as well.
+    if (!stopping()) {
       co_await prune(lane);
     }
   }

@@ -386,9 +386,6 @@ class DaemonTest(RigTest):
         rig.check_invariants(self)
 
     # ---- stop -------------------------------------------------------------------------
-    # app::Engine has no stop: a pass runs to its end, hooks and retries included.
-    # rotation::Engine (issue 14) brings request_stop; until it lands this test fails.
-    @unittest.expectedFailure
     def test_sigterm_during_a_pass_with_slow_hooks(self):
         rig = self.rig("dn-term", 2, sinks=("file", "exec"))
         hook = os.path.join(rig.dir, "hooks", "exec")
@@ -426,7 +423,9 @@ class DaemonTest(RigTest):
         d2 = self.start(rig)
         self.wait_committed(rig, rig.users, 1, timeout=40, daemon=d2)
         self.assertEqual(d2.stop(), 0)
-        rig.check_invariants(self)
+        # d2 may be stopped in turn while a catch-up rotation it scheduled before the
+        # resumed commits is in flight: that attempt is persisted open, not lost.
+        rig.check_invariants(self, allow_open=True)
 
 
 def free_port():
