@@ -796,6 +796,15 @@ Metrics::scrape()
   return std::make_unique<Scrape>(shared_from_this());
 }
 
+std::function<bool(std::string& out)>
+Metrics::pieces()
+{
+  // std::function wants a copyable callable: the scrape is shared by the copies.
+  return [scrape = std::shared_ptr<Scrape>(this->scrape())](std::string& out) {
+    return scrape->next(out);
+  };
+}
+
 std::string
 Metrics::render()
 {

@@ -134,6 +134,9 @@ public:
   };
 
   std::unique_ptr<Scrape> scrape();
+  // A scrape as net::BodyPieces (what net::MetricsServer asks of each GET /metrics):
+  //   net::MetricsServer::start(ex, {.listen = ...}, [m] { return m->pieces(); });
+  std::function<bool(std::string& out)> pieces();
   // The whole text at once (tests, small configs).
   std::string render();
 
