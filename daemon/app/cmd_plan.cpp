@@ -75,7 +75,7 @@ struct SlotState
 struct SlotPlan
 {
   const config::User* user;
-  // Points into cmd_plan's map of the distinct zones, which outlives the plans.
+  // Points into the config's policy, which outlives the plans.
   const schedule::Zone* zone;
   schedule::Jitter jitter;
   std::vector<schedule::Instant> runs;
@@ -200,23 +200,13 @@ cmd_plan(const std::vector<std::string>& args)
 
   auto store = open_state(*config);
 
-  // check_schedules() already accepted every schedule and zone: parse each text once.
-  std::map<std::string, schedule::Schedule> schedules;
-  std::map<std::string, schedule::Zone> zones;
+  // config::load parsed every schedule and zone once and kept them in each policy.
   std::vector<SlotPlan> plans;
   plans.reserve(config->users.size());
   for (const auto& u : config->users) {
-    auto s = schedules.find(u.policy.schedule);
-    if (s == schedules.end()) {
-      s = schedules.emplace(u.policy.schedule, schedule::Schedule::parse(u.policy.schedule).value())
-            .first;
-    }
-    auto z = zones.find(u.policy.timezone);
-    if (z == zones.end()) {
-      z = zones.emplace(u.policy.timezone, schedule::Zone::locate(u.policy.timezone).value()).first;
-    }
+    const schedule::Schedule& sched = *u.policy.parsed_schedule;
     SlotPlan p{
-      &u, &z->second, schedule::Jitter::for_slot(u.slot(), u.policy.jitter), {}, std::nullopt
+      &u, &*u.policy.zone, schedule::Jitter::for_slot(u.slot(), u.policy.jitter), {}, std::nullopt
     };
     std::optional<schedule::Instant> last;
     if (store) {
@@ -226,7 +216,7 @@ cmd_plan(const std::vector<std::string>& args)
       }
     }
     for (int i = 0; i < count; ++i) {
-      last = schedule::next_run(s->second, z->second, p.jitter, last, now);
+      last = schedule::next_run(sched, *u.policy.zone, p.jitter, last, now);
       if (!last) {
         break;
       }

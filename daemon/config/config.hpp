@@ -1,7 +1,11 @@
 #pragma once
 
+#include "schedule/schedule.hpp"
+#include "schedule/zone.hpp"
+
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <sys/types.h>
@@ -104,6 +108,11 @@ struct Policy
   Seconds failure_budget{ 2 * 86400 };
   PrunePolicy prune = PrunePolicy::managed;
   std::string token_prefix = "rotator-";
+  // `schedule` and `timezone` parsed once by config::load (users that write the same text
+  // share one Schedule). Set in every Policy of a loaded Config (defaults and each user);
+  // null / nullopt only in a Policy built by hand.
+  std::shared_ptr<const schedule::Schedule> parsed_schedule;
+  std::optional<schedule::Zone> zone;
 };
 
 struct User

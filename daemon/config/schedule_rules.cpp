@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <tuple>
 
@@ -55,27 +56,42 @@ private:
 } // namespace
 
 void
-check_schedules(const Config& config, Diagnostics& diagnostics)
+check_schedules(Config& config, Diagnostics& diagnostics)
 {
   // Users share a few schedules and zones: parse each once, and compute each gap once.
-  std::map<std::string, util::Result<schedule::Schedule>> schedules;
+  // The parsed forms are kept in each Policy: nobody parses them again.
+  std::map<std::string, util::Result<std::shared_ptr<const schedule::Schedule>>> schedules;
   std::map<std::string, util::Result<schedule::Zone>> zones;
   std::map<std::pair<std::string, std::string>, std::chrono::seconds> gaps;
   const auto now = std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+  const auto parse_schedule = [&](const std::string& text) {
+    auto s = schedules.find(text);
+    if (s == schedules.end()) {
+      auto parsed = schedule::Schedule::parse(text);
+      if (parsed) {
+        s = schedules.emplace(text, std::make_shared<const schedule::Schedule>(std::move(*parsed)))
+              .first;
+      } else {
+        s = schedules.emplace(text, parsed.error()).first;
+      }
+    }
+    return s;
+  };
+  const auto locate_zone = [&](const std::string& name) {
+    auto z = zones.find(name);
+    if (z == zones.end()) {
+      z = zones.emplace(name, schedule::Zone::locate(name)).first;
+    }
+    return z;
+  };
   Grouped errors;
   for (std::size_t i = 0; i < config.users.size(); ++i) {
-    const User& u = config.users[i];
-    const Policy& p = u.policy;
+    User& u = config.users[i];
+    Policy& p = u.policy;
     // The key path is spelled out only for an error: 10,000 users usually have none.
     const auto path = [i](const char* key) { return fmt::format("users[{}].{}", i, key); };
-    auto s = schedules.find(p.schedule);
-    if (s == schedules.end()) {
-      s = schedules.emplace(p.schedule, schedule::Schedule::parse(p.schedule)).first;
-    }
-    auto z = zones.find(p.timezone);
-    if (z == zones.end()) {
-      z = zones.emplace(p.timezone, schedule::Zone::locate(p.timezone)).first;
-    }
+    const auto s = parse_schedule(p.schedule);
+    const auto z = locate_zone(p.timezone);
     if (!s->second) {
       errors.add(u.schedule_mark, path("schedule"), s->second.error().message);
     }
@@ -85,10 +101,12 @@ check_schedules(const Config& config, Diagnostics& diagnostics)
     if (!s->second || !z->second) {
       continue;
     }
+    p.parsed_schedule = *s->second;
+    p.zone = *z->second;
     const auto key = std::pair(p.schedule, p.timezone);
     auto g = gaps.find(key);
     if (g == gaps.end()) {
-      g = gaps.emplace(key, schedule::longest_gap(*s->second, *z->second, now)).first;
+      g = gaps.emplace(key, schedule::longest_gap(**s->second, *z->second, now)).first;
     }
     const auto needed = g->second + p.grace + p.failure_budget;
     if (p.lifetime < needed) {
@@ -100,6 +118,13 @@ check_schedules(const Config& config, Diagnostics& diagnostics)
                              util::format_duration(p.failure_budget),
                              util::format_duration(p.lifetime)));
     }
+  }
+  // The defaults are checked where users inherit them; unused, they are only kept.
+  if (const auto s = parse_schedule(config.defaults.schedule); s->second) {
+    config.defaults.parsed_schedule = *s->second;
+  }
+  if (const auto z = locate_zone(config.defaults.timezone); z->second) {
+    config.defaults.zone = *z->second;
   }
   errors.report(diagnostics);
 }

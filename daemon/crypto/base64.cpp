@@ -44,6 +44,25 @@ to_base64(std::span<const unsigned char> bytes)
   return out;
 }
 
+std::string
+to_base64(std::string_view bytes)
+{
+  return to_base64({ reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size() });
+}
+
+util::Result<std::string>
+from_base64_text(std::string_view text)
+{
+  std::string out(text.size() + 1, '\0');
+  auto len = decode_into({ reinterpret_cast<const unsigned char*>(text.data()), text.size() },
+                         reinterpret_cast<unsigned char*>(out.data()), out.size());
+  if (!len) {
+    return len.error();
+  }
+  out.resize(*len);
+  return out;
+}
+
 util::Result<std::vector<unsigned char>>
 from_base64(std::string_view text)
 {

@@ -1,6 +1,6 @@
 #include "jenkins/script.hpp"
 
-#include "jenkins/base64.hpp"
+#include "crypto/base64.hpp"
 
 #include <fmt/core.h>
 
@@ -93,7 +93,7 @@ render_script(std::string_view name, const nlohmann::json& input)
     std::string text(s.text.substr(0, at));
     // Only [A-Za-z0-9+/=] reaches the script: nothing from config, state or the network
     // is ever pasted as code (DESIGN §1.4).
-    text += base64::encode(json);
+    text += crypto::to_base64(json);
     text += s.text.substr(at + k_payload_placeholder.size());
     return text;
   }
@@ -154,7 +154,7 @@ decode_output(std::string_view output, const std::string& controller)
                                      controller, markers) };
   }
   if (markers == 1) {
-    const auto json_text = base64::decode(marker_line);
+    const auto json_text = crypto::from_base64_text(marker_line);
     if (!json_text) {
       return net::Failure{ net::FailureKind::bad_output, 0,
                            fmt::format("{}: the JTR-RESULT line is not base64", controller) };

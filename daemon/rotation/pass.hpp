@@ -2,6 +2,7 @@
 
 #include "config/config.hpp"
 #include "state/records.hpp"
+#include "util/clock.hpp"
 
 #include <chrono>
 #include <optional>
@@ -14,7 +15,7 @@
 // are only for people.
 namespace rotation {
 
-using Time = std::chrono::sys_seconds;
+using Time = util::Time;
 
 // What one pass did to one slot.
 enum class SlotResult

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "util/clock.hpp"
 #include "util/error.hpp"
 
 #include <chrono>
@@ -12,7 +13,8 @@ class time_zone;
 
 namespace schedule {
 
-using Instant = std::chrono::sys_seconds;
+// One type for a wall-clock instant across the daemon (util::Time).
+using Instant = util::Time;
 
 // An IANA time zone from the OS database (/usr/share/zoneinfo, tzdata). Cheap to copy:
 // the zone data lives in date's process-wide database.

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "util/clock.hpp"
+
 #include <chrono>
 #include <cstdint>
 #include <optional>
@@ -10,8 +12,9 @@
 // described in state/schema.cpp.
 namespace state {
 
-// A wall-clock instant, stored as integer unix seconds (DESIGN §8).
-using Time = std::chrono::sys_seconds;
+// A wall-clock instant (util::Time, as schedule::Instant), stored as integer unix seconds
+// (DESIGN §8).
+using Time = util::Time;
 using SlotId = std::int64_t;
 using Seq = std::int64_t;
 

@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -163,5 +164,44 @@ TEST_SUITE("config::check_schedules")
     CHECK(c->users[0].policy.timezone == "America/New_York");
     CHECK(c->users[0].timezone_mark.line == 9);
     CHECK(c->users[1].timezone_mark.line == 17);
+  }
+
+  TEST_CASE("each schedule and zone is parsed once and kept in the policies that use it")
+  {
+    ConfigDir dir;
+    const auto file = dir.config(std::string("defaults:\n"
+                                             "  timezone: Europe/Berlin\n"
+                                             "users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n") +
+                                 k_sink +
+                                 "  - user: svc-b\n"
+                                 "    controller: ci\n" +
+                                 k_sink +
+                                 "  - user: svc-c\n"
+                                 "    controller: ci\n"
+                                 "    schedule: \"0 3 * * 1\"\n"
+                                 "    timezone: UTC\n" +
+                                 k_sink);
+    const auto c = config::load(file);
+    REQUIRE_MESSAGE(c.has_value(), c.error().message);
+    REQUIRE(c->users.size() == 3);
+    for (const auto& u : c->users) {
+      REQUIRE(u.policy.parsed_schedule != nullptr);
+      REQUIRE(u.policy.zone.has_value());
+      CHECK(u.policy.parsed_schedule->text() == u.policy.schedule);
+      CHECK(u.policy.zone->name() == u.policy.timezone);
+    }
+    // One parse shared by the users that write the same text.
+    CHECK(c->users[0].policy.parsed_schedule == c->users[1].policy.parsed_schedule);
+    CHECK(c->users[0].policy.parsed_schedule != c->users[2].policy.parsed_schedule);
+    CHECK(c->users[0].policy.parsed_schedule->interval() == std::chrono::seconds(7 * 86400));
+    CHECK(c->users[2].policy.parsed_schedule->cron().has_value());
+    CHECK(c->users[0].policy.zone->name() == "Europe/Berlin");
+    CHECK(c->users[2].policy.zone->name() == "UTC");
+    REQUIRE(c->defaults.parsed_schedule != nullptr);
+    CHECK(c->defaults.parsed_schedule->text() == "every 7d");
+    REQUIRE(c->defaults.zone.has_value());
+    CHECK(c->defaults.zone->name() == "Europe/Berlin");
   }
 }

@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <string>
+#include <utility>
 #include <vector>
 
 TEST_SUITE("crypto::base64")
@@ -42,5 +44,36 @@ TEST_SUITE("crypto::base64")
     auto back = crypto::from_base64_secret(text->view());
     REQUIRE(back.has_value());
     CHECK(back->equals(bytes));
+  }
+}
+
+TEST_SUITE("crypto::base64 (text)")
+{
+  // The vectors the Groovy payload and JTR-RESULT decoding were tested with (jenkins/base64 was
+  // merged into this one).
+  TEST_CASE("encoding matches RFC 4648 test vectors and decoding reverses it")
+  {
+    const std::pair<std::string, std::string> vectors[] = {
+      { "", "" },
+      { "f", "Zg==" },
+      { "fo", "Zm8=" },
+      { "foo", "Zm9v" },
+      { "foob", "Zm9vYg==" },
+      { "fooba", "Zm9vYmE=" },
+      { "foobar", "Zm9vYmFy" },
+    };
+    for (const auto& [plain, coded] : vectors) {
+      CHECK(crypto::to_base64(plain) == coded);
+      CHECK(crypto::from_base64_text(coded).value() == plain);
+    }
+    const std::string binary("\x00\xff\xfe\x80 \n", 6);
+    CHECK(crypto::from_base64_text(crypto::to_base64(binary)).value() == binary);
+  }
+
+  TEST_CASE("anything but canonical padded base64 is refused")
+  {
+    for (const char* bad : { "Zg", "Zg=", "Z===", "Zh==", "Zm9v!A==", "Zg==Zg==", "Zm 9v" }) {
+      CHECK_MESSAGE(!crypto::from_base64_text(bad).has_value(), bad);
+    }
   }
 }

@@ -1,4 +1,4 @@
-#include "jenkins/base64.hpp"
+#include "crypto/base64.hpp"
 #include "jenkins/script.hpp"
 #include "jenkins/tokens.hpp"
 #include "net/http_client.hpp"
@@ -21,7 +21,7 @@ clock_doc()
 std::string
 result_line(const nlohmann::json& doc)
 {
-  return std::string(jenkins::k_result_marker) + jenkins::base64::encode(doc.dump()) + "\n";
+  return std::string(jenkins::k_result_marker) + crypto::to_base64(doc.dump()) + "\n";
 }
 
 net::Response

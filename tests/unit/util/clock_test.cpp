@@ -1,8 +1,11 @@
+#include "schedule/zone.hpp"
+#include "state/records.hpp"
 #include "util/clock.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstdlib>
+#include <type_traits>
 
 TEST_SUITE("util::Clock")
 {
@@ -32,3 +35,7 @@ TEST_SUITE("util::Clock")
     CHECK(clock.now().time_since_epoch().count() == 5);
   }
 }
+
+// One type for a wall-clock instant (issue 14): the scheduler's and the state's are util's.
+static_assert(std::is_same_v<schedule::Instant, util::Time>);
+static_assert(std::is_same_v<state::Time, util::Time>);
