@@ -24,6 +24,8 @@ struct Command
 
 // Only commands that work are listed; --help prints exactly this table.
 constexpr Command k_commands[] = {
+  { "daemon", "daemon [-c FILE]",
+    "run as a service: rotate on schedule, on signals and on the control socket", cmd_daemon },
   { "check-config", "check-config [-c FILE] [--connect]",
     "validate the config (78 on errors); --connect: probe each controller", cmd_check_config },
   { "plan", "plan [-c FILE] [--json] [--count N] [--connect]",

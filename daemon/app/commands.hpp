@@ -13,5 +13,6 @@ int cmd_pubkey(const std::vector<std::string>& args);
 int cmd_decrypt(const std::vector<std::string>& args);
 int cmd_plan(const std::vector<std::string>& args);
 int cmd_once(const std::vector<std::string>& args);
+int cmd_daemon(const std::vector<std::string>& args);
 
 } // namespace app

@@ -1196,6 +1196,9 @@ struct Engine::Impl
         go = true;
         why = "sinks changed";
       }
+      if (options.only_named) {
+        go = false;
+      }
       if (!go && !(options.force || named)) {
         continue;
       }

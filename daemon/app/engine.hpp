@@ -43,6 +43,9 @@ struct PassOptions
 {
   bool force = false;                     // rotate every slot, due or not
   std::vector<const config::User*> named; // rotate these, due or not
+  // Rotate only `named` (or every slot with `force`): the daemon's scheduler has decided
+  // what is due. With nothing named the pass resumes, reconciles and prunes.
+  bool only_named = false;
 };
 
 // The rotation engine (DESIGN §2): plans due slots, mints in batches per controller,

@@ -6,10 +6,34 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <sys/stat.h>
 
 namespace util::log {
 
 namespace {
+
+// systemd sets JOURNAL_STREAM=DEV:INO for the stream it connected to stderr; a child whose
+// stderr was redirected elsewhere inherits the variable, so compare it with fd 2.
+bool
+stderr_is_journal()
+{
+  const char* env = std::getenv("JOURNAL_STREAM");
+  if (env == nullptr) {
+    return false;
+  }
+  unsigned long long dev = 0;
+  unsigned long long ino = 0;
+  if (std::sscanf(env, "%llu:%llu", &dev, &ino) != 2) {
+    return false;
+  }
+  struct stat st
+  {};
+  if (::fstat(2, &st) != 0) {
+    return false;
+  }
+  return static_cast<unsigned long long>(st.st_dev) == dev &&
+         static_cast<unsigned long long>(st.st_ino) == ino;
+}
 
 struct State
 {
@@ -18,7 +42,7 @@ struct State
   std::function<void(std::string_view)> sink;
   // Under systemd, journald stamps each line itself and reads the priority from
   // a "<N>" prefix (sd-daemon(3)), so the text format drops its own timestamp there.
-  bool journal = std::getenv("JOURNAL_STREAM") != nullptr;
+  bool journal = stderr_is_journal();
 };
 
 State&

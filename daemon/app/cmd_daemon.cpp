@@ -1,0 +1,92 @@
+#include "app/args.hpp"
+#include "app/commands.hpp"
+#include "app/engine_rotator.hpp"
+#include "config/loader.hpp"
+#include "crypto/harden.hpp"
+#include "service/daemon.hpp"
+#include "state/store.hpp"
+#include "util/error.hpp"
+#include "util/log.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <fmt/core.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+
+namespace app {
+
+namespace {
+
+// Test builds only (-DJTR_CRASH_POINTS=ON, like the crash points and JTR_CLOCK_FILE): a
+// shorter longest sleep, so a test sees a clock jump without waiting a real minute.
+std::chrono::seconds
+max_sleep()
+{
+#if defined(JTR_CRASH_POINTS)
+  if (const char* s = std::getenv("JTR_MAX_SLEEP_S"); s != nullptr && std::atoi(s) > 0) {
+    return std::chrono::seconds(std::atoi(s));
+  }
+#endif
+  return service::k_max_sleep;
+}
+
+} // namespace
+
+// DESIGN §7a: config (78) → harden → state (lock) → control socket → metrics listener →
+// READY=1 → first pass (resume) → schedules.
+int
+cmd_daemon(const std::vector<std::string>& args)
+{
+  const Args a("daemon", args, {}, { "config" });
+  auto loaded = config::load(a.config_path());
+  if (!loaded) {
+    std::fputs((loaded.error().message + "\n").c_str(), stderr);
+    return util::exit_code::k_config;
+  }
+  auto config = std::make_shared<const config::Config>(std::move(*loaded));
+  if (auto level = util::log::parse_level(config->log_level)) {
+    util::log::configure(
+      *level, util::log::parse_format(config->log_format).value_or(util::log::Format::text));
+  }
+  // The daemon holds plain tokens between mint and seal: fail closed if it cannot harden.
+  if (auto h = crypto::harden_process(); !h) {
+    throw util::Fatal(util::exit_code::k_failure, fmt::format("daemon: {}", h.error().message));
+  }
+  // A hook that exits early must not kill us with SIGPIPE.
+  std::signal(SIGPIPE, SIG_IGN);
+  auto store = state::Store::open(config->state_dir);
+  if (!store) {
+    throw util::Fatal(util::exit_code::k_failure, fmt::format("daemon: {}", store.error().message));
+  }
+
+  boost::asio::io_context io;
+  service::DaemonOptions options;
+  options.config = config;
+  options.store = &*store;
+  options.max_sleep = max_sleep();
+  options.make_rotator = [&io, &store](std::shared_ptr<const config::Config> c) {
+    return make_engine_rotator(io.get_executor(), std::move(c), *store);
+  };
+  service::Daemon daemon(io, std::move(options));
+
+  // Control socket (issue 16): the control helper's control::Server goes here, with
+  // `daemon` as its Backend, bound (or adopted from LISTEN_FDS) before READY=1:
+  //   auto server = control::Server::open(io.get_executor(), daemon,
+  //                                       {config->control_socket, config->control_group});
+  //   daemon.on_shutdown([&]() { return (*server)->stop(); });
+  // Metrics listener (issue 17): bound here too, before READY=1.
+
+  if (auto started = daemon.start(); !started) {
+    std::fputs(fmt::format("jenkins-token-rotator: daemon: {}\n", started.error().message).c_str(),
+               stderr);
+    return started.error().kind == "config" ? util::exit_code::k_config
+                                            : util::exit_code::k_failure;
+  }
+  io.run();
+  return util::exit_code::k_ok;
+}
+
+} // namespace app
