@@ -479,6 +479,12 @@ Metrics::refresh()
     current.emplace(t.slot, &t);
   }
   auto now = m_options.clock->now();
+  std::unordered_map<std::string, Time> due;
+  if (!m_options.next_due && m_options.all_due) {
+    for (auto& [slot, at] : m_options.all_due(now)) {
+      due.emplace(std::move(slot), at);
+    }
+  }
   for (const auto& u : m_config->users) {
     auto index = m_slot_index.find(slot_key(u.controller, u.user));
     if (index == m_slot_index.end()) {
@@ -502,6 +508,8 @@ Metrics::refresh()
     }
     if (m_options.next_due) {
       facts.next_rotation = m_options.next_due(u, row, now);
+    } else if (auto d = due.find(u.slot()); d != due.end()) {
+      facts.next_rotation = d->second;
     }
   }
   return {};

@@ -68,6 +68,9 @@ public:
   // The engine's one "when is this slot due" (rotation::next_due).
   using NextDue =
     std::function<Time(const config::User&, const std::optional<state::Slot>&, Time now)>;
+  // The same for every slot at once ("controller/user" → due), as the daemon's Rotator
+  // gives it; used when next_due is empty.
+  using AllDue = std::function<std::vector<std::pair<std::string, Time>>(Time now)>;
 
   struct Options
   {
@@ -75,6 +78,7 @@ public:
     // Read after each pass and by configure(); null: slot facts only through set_slot().
     state::Store* store = nullptr;
     NextDue next_due;
+    AllDue all_due;
     const util::Clock* clock = nullptr; // null: util::system_clock()
   };
 
