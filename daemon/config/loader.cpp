@@ -476,39 +476,42 @@ public:
     m_timezone_mark = m_defaults_mark;
     const YamlNode* users = nullptr;
     YamlNode users_copy;
-    m_r.map(root, "",
-            { "state_dir", "control", "metrics", "log", "prune_interval", "catch_up_spread",
-              "audit_retention", "retry", "controllers", "recipients", "defaults", "users" },
-            [&](std::string_view key, const YamlNode&, const YamlNode& v) {
-              if (key == "state_dir") {
-                set(c.state_dir, m_r.path(v, key));
-              } else if (key == "control") {
-                control(c, v);
-              } else if (key == "metrics") {
-                metrics(c, v);
-              } else if (key == "log") {
-                log(c, v);
-              } else if (key == "prune_interval") {
-                set(c.prune_interval, m_r.duration(v, key));
-              } else if (key == "catch_up_spread") {
-                set(c.catch_up_spread, m_r.duration(v, key));
-              } else if (key == "audit_retention") {
-                set(c.audit_retention, m_r.duration(v, key));
-              } else if (key == "retry") {
-                retry(c, v);
-              } else if (key == "controllers") {
-                controllers(c, v);
-              } else if (key == "recipients") {
-                // Walked first by walk_recipients(): sinks refer to them.
-              } else if (key == "defaults") {
-                m_defaults_mark = m_r.mark(v);
-                policy(c.defaults, v, "defaults", m_defaults_mark, m_timezone_mark,
-                       m_lifetime_mark);
-              } else if (key == "users") {
-                users_copy = v;
-                users = &users_copy;
-              }
-            });
+    m_r.map(
+      root, "",
+      { "state_dir", "control", "metrics", "log", "prune_interval", "catch_up_spread",
+        "audit_retention", "retry", "controllers", "recipients", "defaults", "users", "notify" },
+      [&](std::string_view key, const YamlNode&, const YamlNode& v) {
+        if (key == "state_dir") {
+          set(c.state_dir, m_r.path(v, key));
+        } else if (key == "control") {
+          control(c, v);
+        } else if (key == "metrics") {
+          metrics(c, v);
+        } else if (key == "log") {
+          log(c, v);
+        } else if (key == "prune_interval") {
+          set(c.prune_interval, m_r.duration(v, key));
+        } else if (key == "catch_up_spread") {
+          set(c.catch_up_spread, m_r.duration(v, key));
+        } else if (key == "audit_retention") {
+          set(c.audit_retention, m_r.duration(v, key));
+        } else if (key == "retry") {
+          retry(c, v);
+        } else if (key == "notify") {
+          // Notification targets are sinks without recipients (docs/notifications.md).
+          sinks(c.notify, v, key, true);
+        } else if (key == "controllers") {
+          controllers(c, v);
+        } else if (key == "recipients") {
+          // Walked first by walk_recipients(): sinks refer to them.
+        } else if (key == "defaults") {
+          m_defaults_mark = m_r.mark(v);
+          policy(c.defaults, v, "defaults", m_defaults_mark, m_timezone_mark, m_lifetime_mark);
+        } else if (key == "users") {
+          users_copy = v;
+          users = &users_copy;
+        }
+      });
     // Users come last: they refer to controllers, recipients and defaults.
     if (users != nullptr) {
       this->users(c, *users);
@@ -843,7 +846,7 @@ private:
                                   set(u.controller, m_r.string(v, p));
                                 } else if (key == "sinks") {
                                   sinks_seen = true;
-                                  sinks(u, v, p);
+                                  sinks(u.sinks, v, p);
                                 } else {
                                   // Policy overrides are checked by the same code as defaults.
                                   policy_key(u.policy, key, v, p, u.schedule_mark, u.timezone_mark,
@@ -898,7 +901,8 @@ private:
     });
   }
 
-  void sinks(User& u, const YamlNode& node, const KeyPath& base)
+  // A user's sinks, or with `notify` the notify: targets (exec or http, no recipients).
+  void sinks(std::vector<Sink>& out, const YamlNode& node, const KeyPath& base, bool notify = false)
   {
     const bool ok = m_r.sequence(node, base, [&](std::size_t i, const YamlNode& item) {
       const KeyPath sp = base.at(i);
@@ -909,10 +913,14 @@ private:
       }
       const YamlNode type_node = item["type"];
       if (!type_node) {
-        m_r.error(item, sp, "expected key type (file | exec | http), found none");
+        m_r.error(item, sp,
+                  notify ? "expected key type (exec | http), found none"
+                         : "expected key type (file | exec | http), found none");
         return;
       }
-      const auto type = m_r.choice(type_node, sp.child("type"), { "file", "exec", "http" });
+      const auto type = notify
+                          ? m_r.choice(type_node, sp.child("type"), { "exec", "http" })
+                          : m_r.choice(type_node, sp.child("type"), { "file", "exec", "http" });
       if (!type) {
         return;
       }
@@ -997,12 +1005,15 @@ private:
       if (!ok_map) {
         return;
       }
-      if (!item["recipients"]) {
+      if (notify && item["recipients"]) {
+        m_r.error(item["recipients"], sp.child("recipients"),
+                  "expected no recipients: a notification is no envelope");
+      } else if (!notify && !item["recipients"]) {
         m_r.error(item, sp, "expected key recipients, found none");
       }
-      u.sinks.push_back(std::move(s));
+      out.push_back(std::move(s));
     });
-    if (ok && node.size() == 0) {
+    if (ok && node.size() == 0 && !notify) {
       m_r.error(node, base, "expected at least one sink, found none");
     }
   }
