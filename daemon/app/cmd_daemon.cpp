@@ -149,6 +149,8 @@ cmd_daemon(const std::vector<std::string>& args)
     return started.error().kind == "config" ? util::exit_code::k_config
                                             : util::exit_code::k_failure;
   }
+  // The engine exists now: every slot's next rotation shows before the first pass ends.
+  (void)metrics->refresh();
   io.run();
   return util::exit_code::k_ok;
 }
