@@ -32,11 +32,12 @@ constexpr Command k_commands[] = {
     "print the next N runs (default 5) per slot", cmd_plan },
   { "once", "once [-c FILE] [--force] [SLOT...]",
     "rotate the due (or named) slots once, prune, and exit", cmd_once },
-  { "keygen", "keygen --out FILE", "make a key pair: private key to FILE (0600), public on stdout",
+  { "keygen", "keygen [--sign] --out FILE",
+    "make a key pair: private key to FILE (0600), public on stdout; --sign: Ed25519 signing key",
     cmd_keygen },
   { "pubkey", "pubkey < PRIVATE", "print the public key of the private key on stdin", cmd_pubkey },
-  { "decrypt", "decrypt --key FILE [ENVELOPE|-]", "print the token sealed for FILE's key",
-    cmd_decrypt },
+  { "decrypt", "decrypt --key FILE [--verify-key PUB] [ENVELOPE|-]",
+    "print the token sealed for FILE's key; --verify-key: only if PUB signed it", cmd_decrypt },
 };
 
 void

@@ -2,6 +2,7 @@
 #include "app/commands.hpp"
 #include "app/engine.hpp"
 #include "config/loader.hpp"
+#include "crypto/envelope.hpp"
 #include "crypto/harden.hpp"
 #include "schedule/zone.hpp"
 #include "state/store.hpp"
@@ -102,7 +103,7 @@ cmd_once(const std::vector<std::string>& args)
   // A hook that exits early must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
 
-  auto store = state::Store::open(config->state_dir);
+  auto store = state::Store::open(config->state_dir, crypto::check_envelope);
   if (!store) {
     throw util::Fatal(util::exit_code::k_failure, fmt::format("once: {}", store.error().message));
   }

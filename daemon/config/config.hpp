@@ -2,6 +2,7 @@
 
 #include "schedule/schedule.hpp"
 #include "schedule/zone.hpp"
+#include "util/secret_text.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -67,8 +68,9 @@ enum class SinkType
 struct Header
 {
   std::string name;
-  // May hold a secret read through ${file:}: never logged, never in an error.
-  std::string value;
+  // May hold a secret read through ${file:}: never logged, never in an error; kept in
+  // wiped memory (util::SecretText: config may not use crypto, DESIGN §9).
+  util::SecretText value;
 };
 
 struct Sink
@@ -83,7 +85,8 @@ struct Sink
   // exec
   std::vector<std::string> command;
   // http
-  std::string url;
+  std::string url;         // expanded: may hold a secret from ${file:}; only for connecting
+  std::string url_display; // as written, ${…} unexpanded: for every message, log and the state
   std::string method = "PUT";
   std::vector<Header> headers;
   std::string ca_file;
@@ -139,6 +142,10 @@ struct Config
   std::string metrics_listen; // empty: no metrics endpoint
   std::string log_level = "info";
   std::string log_format = "text";
+  // Ed25519 private key that signs envelopes (expanded path; empty: none). Checked as a
+  // trusted secret file; read by crypto when signing.
+  std::string signing_key;
+  Mark signing_key_mark;
   Seconds prune_interval{ 15 * 60 };
   Seconds catch_up_spread{ 10 * 60 };
   Seconds audit_retention{ 90 * 86400 };

@@ -26,37 +26,60 @@ is_env_name(std::string_view name)
   return true;
 }
 
-util::Result<std::string> expand_env_only(std::string_view text);
+// Shorter contents are left in messages: replacing every "a" would garble them, and a
+// path or URL piece that short says little.
+constexpr std::size_t k_min_redacted = 4;
 
-util::Result<std::string>
-expand_one(std::string_view inner)
+} // namespace
+
+util::Result<void>
+Expander::expand_one(std::string_view inner, util::WipedString& out)
 {
   if (inner.starts_with("file:")) {
-    auto path = expand_env_only(inner.substr(5));
-    if (!path) {
-      return path.error();
+    util::WipedString path_buf;
+    if (auto r = expand_into(inner.substr(5), false, path_buf); !r) {
+      return r.error();
     }
-    if (path->empty()) {
+    const std::string path(path_buf.begin(), path_buf.end());
+    if (path.empty()) {
       return util::make_error("config", "${file:} needs a path");
     }
-    // A `${file:}` holds a secret: it must not be readable by group or others.
-    auto content = read_secret_file(*path);
-    if (!content) {
-      return util::make_error("config",
-                              fmt::format("${{file:{}}}: {}", *path, content.error().message));
-    }
-    std::string value = std::move(*content);
-    if (!value.empty() && value.back() == '\n') {
-      value.pop_back();
-      if (!value.empty() && value.back() == '\r') {
-        value.pop_back();
+    auto cached = m_files.find(path);
+    if (cached == m_files.end()) {
+      // A `${file:}` holds a secret: it must not be readable by group or others, and
+      // nobody but root and us may change it or its directories.
+      auto content = read_secret_file(path);
+      if (!content) {
+        return util::make_error("config",
+                                fmt::format("${{file:{}}}: {}", path, content.error().message));
       }
+      if (auto t = check_trusted(path); !t) {
+        return util::make_error("config", fmt::format("${{file:{}}}: {}", path, t.error().message));
+      }
+      util::WipedString value = std::move(*content);
+      if (!value.empty() && value.back() == '\n') {
+        value.pop_back();
+        if (!value.empty() && value.back() == '\r') {
+          value.pop_back();
+        }
+      }
+      if (value.find('\n') != util::WipedString::npos ||
+          value.find('\0') != util::WipedString::npos) {
+        return util::make_error(
+          "config", fmt::format("${{file:{}}}: expected one line, found several", path));
+      }
+      cached = m_files.emplace(path, util::SecretText(std::move(value))).first;
     }
-    if (value.find('\n') != std::string::npos || value.find('\0') != std::string::npos) {
-      return util::make_error("config",
-                              fmt::format("${{file:{}}}: expected one line, found several", *path));
+    const auto content = cached->second.view();
+    if (m_expanded_bytes + content.size() > k_max_file_expansion_bytes) {
+      return util::make_error(
+        "config", fmt::format("${{file:{}}}: expected the ${{file:}} values of a config to add up "
+                              "to at most 1 MiB, found more",
+                              path));
     }
-    return value;
+    m_expanded_bytes += content.size();
+    out.append(content.begin(), content.end());
+    return {};
   }
   if (!is_env_name(inner)) {
     return util::make_error(
@@ -67,13 +90,13 @@ expand_one(std::string_view inner)
   if (value == nullptr) {
     return util::make_error("config", fmt::format("environment variable {} is not set", name));
   }
-  return std::string(value);
+  out.append(value);
+  return {};
 }
 
-util::Result<std::string>
-expand_impl(std::string_view text, bool allow_file)
+util::Result<void>
+Expander::expand_into(std::string_view text, bool allow_file, util::WipedString& out)
 {
-  std::string out;
   std::size_t i = 0;
   while (i < text.size()) {
     if (text[i] == '$' && i + 1 < text.size() && text[i + 1] == '{') {
@@ -105,32 +128,60 @@ expand_impl(std::string_view text, bool allow_file)
         return util::make_error("config",
                                 "expected ${NAME} inside ${file:}, found a nested ${file:}");
       }
-      auto value = expand_one(inner);
-      if (!value) {
-        return value.error();
+      if (auto r = expand_one(inner, out); !r) {
+        return r.error();
       }
-      out += *value;
       i = end + 1;
     } else {
       out += text[i];
       ++i;
     }
   }
-  return out;
+  return {};
 }
 
-util::Result<std::string>
-expand_env_only(std::string_view text)
+util::Result<util::SecretText>
+Expander::expand(std::string_view text)
 {
-  return expand_impl(text, false);
+  util::WipedString out;
+  if (auto r = expand_into(text, true, out); !r) {
+    return r.error();
+  }
+  return util::SecretText(std::move(out));
 }
 
-} // namespace
+std::string
+Expander::redact(std::string message) const
+{
+  for (const auto& [path, content] : m_files) {
+    const auto secret = content.view();
+    if (secret.size() < k_min_redacted) {
+      continue;
+    }
+    const std::string shown = fmt::format("${{file:{}}}", path);
+    for (auto pos = message.find(secret); pos != std::string::npos;
+         pos = message.find(secret, pos + shown.size())) {
+      message.replace(pos, secret.size(), shown);
+    }
+  }
+  return message;
+}
 
 util::Result<std::string>
 expand(std::string_view text)
 {
-  return expand_impl(text, true);
+  Expander e;
+  auto r = e.expand(text);
+  if (!r) {
+    return r.error();
+  }
+  return std::string(r->view());
+}
+
+bool
+uses_file(std::string_view text)
+{
+  return text.find("${file:") != std::string_view::npos;
 }
 
 } // namespace config

@@ -2,11 +2,14 @@
 
 #include "crypto/base64.hpp"
 #include "crypto/sealed_box.hpp"
+#include "util/quote.hpp"
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <optional>
 #include <set>
 
@@ -88,9 +91,18 @@ is_utf8(const std::string& s)
 class Reader
 {
 public:
-  explicit Reader(std::string_view where)
+  // echo = false: messages name the field but never show a value (the state store's
+  // check: whatever an envelope holds stays out of logs).
+  Reader(std::string_view where, bool echo)
     : m_where(where)
+    , m_echo(echo)
   {
+  }
+
+  // ` "value"` quoted and escaped (util::quote), or nothing when values are not echoed.
+  [[nodiscard]] std::string found(std::string_view value) const
+  {
+    return m_echo ? fmt::format(", found {}", util::quote(value)) : std::string();
   }
 
   util::Error error(std::string_view path, std::string_view what,
@@ -110,7 +122,8 @@ public:
       }
       if (!found) {
         return error(path.empty() ? std::string_view("envelope") : path,
-                     fmt::format("unknown field \"{}\"", key));
+                     m_echo ? fmt::format("unknown field {}", util::quote(key))
+                            : std::string("unknown field"));
       }
     }
     return {};
@@ -149,20 +162,22 @@ public:
     auto s = string(object, path, key);
     if (s && !is_rfc3339(*s)) {
       return error(path, fmt::format("expected an RFC 3339 timestamp such as "
-                                     "2026-11-27T03:00:12Z, found \"{}\"",
-                                     *s));
+                                     "2026-11-27T03:00:12Z{}",
+                                     found(*s)));
     }
     return s;
   }
 
 private:
   std::string_view m_where;
+  bool m_echo;
 };
 
-constexpr std::array<std::string_view, 10> k_fields = { "format",  "controller", "url",
+constexpr std::array<std::string_view, 11> k_fields = { "format",  "controller", "url",
                                                         "user",    "token_name", "token_uuid",
                                                         "created", "expires",    "jenkins_expires",
-                                                        "sealed" };
+                                                        "sealed",  "signature" };
+constexpr std::array<std::string_view, 3> k_signature_fields = { "alg", "key_id", "sig" };
 constexpr std::array<std::string_view, 4> k_entry_fields = { "recipient", "key_id", "alg",
                                                              "ciphertext" };
 
@@ -183,7 +198,7 @@ parse_entry(const Reader& r, const Json& j, const std::string& path)
   if (*alg != Envelope::k_alg) {
     return r.error(
       path + ".alg",
-      fmt::format("unsupported algorithm: expected \"{}\", found \"{}\"", Envelope::k_alg, *alg),
+      fmt::format("unsupported algorithm: expected \"{}\"{}", Envelope::k_alg, r.found(*alg)),
       "alg");
   }
   auto recipient = r.string(j, path + ".recipient", "recipient");
@@ -197,7 +212,7 @@ parse_entry(const Reader& r, const Json& j, const std::string& path)
   }
   if (!is_key_id(*key_id)) {
     return r.error(path + ".key_id",
-                   fmt::format("expected 8 lowercase hex digits, found \"{}\"", *key_id));
+                   fmt::format("expected 8 lowercase hex digits{}", r.found(*key_id)));
   }
   e.key_id = std::move(*key_id);
   auto ciphertext = r.string(j, path + ".ciphertext", "ciphertext");
@@ -210,6 +225,81 @@ parse_entry(const Reader& r, const Json& j, const std::string& path)
   }
   e.ciphertext = std::move(*bytes);
   return e;
+}
+
+util::Result<EnvelopeSignature>
+parse_signature(const Reader& r, const Json& j)
+{
+  const std::string path = "signature";
+  if (!j.is_object()) {
+    return r.error(path, fmt::format("expected an object, found {}", j.type_name()));
+  }
+  if (auto ok = r.only_known(j, path, k_signature_fields); !ok) {
+    return ok.error();
+  }
+  auto alg = r.string(j, path + ".alg", "alg");
+  if (!alg) {
+    return alg.error();
+  }
+  if (*alg != Envelope::k_signature_alg) {
+    return r.error(path + ".alg",
+                   fmt::format("unsupported algorithm: expected \"{}\"{}",
+                               Envelope::k_signature_alg, r.found(*alg)),
+                   "alg");
+  }
+  EnvelopeSignature out;
+  auto key_id = r.string(j, path + ".key_id", "key_id");
+  if (!key_id) {
+    return key_id.error();
+  }
+  if (!is_key_id(*key_id)) {
+    return r.error(path + ".key_id",
+                   fmt::format("expected 8 lowercase hex digits{}", r.found(*key_id)));
+  }
+  out.key_id = std::move(*key_id);
+  auto sig = r.string(j, path + ".sig", "sig");
+  if (!sig) {
+    return sig.error();
+  }
+  auto bytes = from_base64(*sig);
+  if (!bytes || bytes->size() != SigningKey::k_signature_bytes) {
+    return r.error(path + ".sig", "expected standard base64 of a 64-byte Ed25519 signature");
+  }
+  out.sig = std::move(*bytes);
+  return out;
+}
+
+void
+append_length(std::vector<unsigned char>& out, std::uint64_t n)
+{
+  for (int shift = 56; shift >= 0; shift -= 8) {
+    out.push_back(static_cast<unsigned char>((n >> shift) & 0xff));
+  }
+}
+
+// resize + memcpy: g++ 12 warns (stringop-overflow, a false positive) on vector::insert here.
+void
+append_bytes(std::vector<unsigned char>& out, std::span<const unsigned char> bytes)
+{
+  if (bytes.empty()) {
+    return;
+  }
+  const auto at = out.size();
+  out.resize(at + bytes.size());
+  std::memcpy(out.data() + at, bytes.data(), bytes.size());
+}
+
+void
+append_field(std::vector<unsigned char>& out, std::span<const unsigned char> bytes)
+{
+  append_length(out, bytes.size());
+  append_bytes(out, bytes);
+}
+
+void
+append_field(std::vector<unsigned char>& out, std::string_view text)
+{
+  append_field(out, { reinterpret_cast<const unsigned char*>(text.data()), text.size() });
 }
 
 } // namespace
@@ -239,17 +329,18 @@ Envelope::seal(const Envelope& info, const SecretBytes& token,
   for (const auto* ts : { &info.created, &info.expires }) {
     if (!is_rfc3339(*ts)) {
       return util::make_error(
-        "envelope", fmt::format("envelope: expected an RFC 3339 timestamp, found \"{}\"", *ts));
+        "envelope",
+        fmt::format("envelope: expected an RFC 3339 timestamp, found {}", util::quote(*ts)));
     }
   }
   if (info.jenkins_expires && !is_rfc3339(*info.jenkins_expires)) {
     return util::make_error(
-      "envelope",
-      fmt::format("envelope: jenkins_expires: expected an RFC 3339 timestamp, found \"{}\"",
-                  *info.jenkins_expires));
+      "envelope", fmt::format("envelope: jenkins_expires: expected an RFC 3339 timestamp, found {}",
+                              util::quote(*info.jenkins_expires)));
   }
   Envelope out = info;
   out.sealed.clear();
+  out.signature.reset();
   for (const auto& r : recipients) {
     if (r.name.empty() || !is_utf8(r.name)) {
       return util::make_error("envelope", "recipient name: expected non-empty UTF-8 text");
@@ -288,12 +379,21 @@ Envelope::to_json() const
     entries.push_back(std::move(entry));
   }
   j["sealed"] = std::move(entries);
+  if (signature) {
+    nlohmann::ordered_json sig;
+    sig["alg"] = k_signature_alg;
+    sig["key_id"] = signature->key_id;
+    sig["sig"] = to_base64(signature->sig);
+    j["signature"] = std::move(sig);
+  }
   // seal() and parse() only admit UTF-8; replace keeps a hand-built envelope from throwing.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
+namespace {
+
 util::Result<Envelope>
-Envelope::parse(std::string_view json, std::string_view where)
+parse_envelope(std::string_view json, std::string_view where, bool echo)
 {
   Json j;
   // nlohmann keeps the last of two equal keys; another reader may keep the first, so an
@@ -320,14 +420,17 @@ Envelope::parse(std::string_view json, std::string_view where)
         detail.starts_with("[json.") && close != detail.npos) {
       detail = detail.substr(close + 2);
     }
-    return util::make_error("json", fmt::format("{}: malformed JSON: {}", where, detail));
+    // The detail may quote the input ("last read: '…'").
+    return util::make_error(
+      "json", echo ? fmt::format("{}: malformed JSON: {}", where, util::escape(detail, 300))
+                   : fmt::format("{}: malformed JSON", where));
   }
   if (duplicate) {
     return util::make_error(
-      "envelope",
-      fmt::format("{}: duplicate field \"{}\": each field may appear once", where, *duplicate));
+      "envelope", fmt::format("{}: duplicate field {}: each field may appear once", where,
+                              echo ? util::quote(*duplicate) : std::string("(not shown)")));
   }
-  const Reader r(where);
+  const Reader r(where, echo);
   if (!j.is_object()) {
     return r.error("envelope", fmt::format("expected a JSON object, found {}", j.type_name()));
   }
@@ -337,10 +440,10 @@ Envelope::parse(std::string_view json, std::string_view where)
   if (!format) {
     return format.error();
   }
-  if (*format != k_format) {
-    return util::make_error("format",
-                            fmt::format("{}: unknown format \"{}\": this version reads \"{}\"",
-                                        where, *format, k_format));
+  if (*format != Envelope::k_format) {
+    return util::make_error("format", fmt::format("{}: unknown format{}: this version reads \"{}\"",
+                                                  where, echo ? " " + util::quote(*format) : "",
+                                                  Envelope::k_format));
   }
   if (auto ok = r.only_known(j, "", k_fields); !ok) {
     return ok.error();
@@ -400,7 +503,98 @@ Envelope::parse(std::string_view json, std::string_view where)
     }
     env.sealed.push_back(std::move(*e));
   }
+  if (const auto sig = j.find("signature"); sig != j.end()) {
+    auto parsed = parse_signature(r, *sig);
+    if (!parsed) {
+      return parsed.error();
+    }
+    env.signature = std::move(*parsed);
+  }
   return env;
+}
+
+} // namespace
+
+util::Result<Envelope>
+Envelope::parse(std::string_view json, std::string_view where)
+{
+  return parse_envelope(json, where, true);
+}
+
+util::Result<void>
+check_envelope(std::string_view json, std::string_view token_uuid, std::string_view token_name)
+{
+  auto env = parse_envelope(json, "envelope", false);
+  if (!env) {
+    return util::make_error("envelope", env.error().message);
+  }
+  if (env->token_uuid != token_uuid || env->token_name != token_name) {
+    return util::make_error("envelope",
+                            "envelope: token_uuid or token_name does not match the attempt");
+  }
+  return {};
+}
+
+std::vector<unsigned char>
+Envelope::signed_bytes() const
+{
+  std::vector<unsigned char> out;
+  append_bytes(out, { reinterpret_cast<const unsigned char*>(k_signature_domain.data()),
+                      k_signature_domain.size() });
+  out.push_back(0);
+  for (const std::string_view text :
+       { k_format, std::string_view(controller), std::string_view(url), std::string_view(user),
+         std::string_view(token_name), std::string_view(token_uuid), std::string_view(created),
+         std::string_view(expires) }) {
+    append_field(out, text);
+  }
+  if (jenkins_expires) {
+    out.push_back(1);
+    append_field(out, *jenkins_expires);
+  } else {
+    out.push_back(0);
+  }
+  append_length(out, sealed.size());
+  for (const auto& e : sealed) {
+    append_field(out, e.recipient);
+    append_field(out, e.key_id);
+    append_field(out, k_alg);
+    append_field(out, e.ciphertext);
+  }
+  append_field(out, k_signature_alg);
+  append_field(out, signature ? std::string_view(signature->key_id) : std::string_view());
+  return out;
+}
+
+void
+Envelope::sign(const SigningKey& key)
+{
+  signature = EnvelopeSignature{ key.verify_key().key_id(), {} };
+  const auto sig = key.sign(signed_bytes());
+  signature->sig.assign(sig.begin(), sig.end());
+}
+
+util::Result<void>
+Envelope::verify(const VerifyKey& key, std::string_view where) const
+{
+  if (!signature) {
+    return util::make_error(
+      "unsigned", fmt::format("{}: the envelope is not signed; --verify-key accepts only an "
+                              "envelope signed by that key",
+                              where));
+  }
+  if (signature->key_id != key.key_id()) {
+    return util::make_error(
+      "signature", fmt::format("{}: signed by key_id {}, not by the verify key (key_id {})", where,
+                               signature->key_id, key.key_id()));
+  }
+  if (!key.verify(signed_bytes(), signature->sig)) {
+    return util::make_error("signature",
+                            fmt::format("{}: the signature does not verify: the envelope was "
+                                        "changed after it was signed",
+                                        where));
+  }
+  return {};
 }
 
 util::Result<SecretBytes>
@@ -429,7 +623,8 @@ Envelope::open(const PrivateKey& key, std::string_view where) const
   }
   std::string present;
   for (const auto& e : sealed) {
-    present += fmt::format("{}{} ({})", present.empty() ? "" : ", ", e.recipient, e.key_id);
+    present += fmt::format("{}{} ({})", present.empty() ? "" : ", ",
+                           util::escape(e.recipient, util::k_max_echo_bytes), e.key_id);
   }
   return util::make_error("no_key", fmt::format("{}: no sealed entry for this key (key_id {}); the "
                                                 "envelope is sealed for: {}",

@@ -5,11 +5,7 @@
 
 #include <fmt/core.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <algorithm>
 
 namespace crypto {
 
@@ -17,12 +13,6 @@ namespace {
 
 // A key file is 45 bytes; the bound keeps a wrong path (/dev/zero, a log) harmless.
 constexpr std::size_t k_max_key_file_bytes = 4096;
-
-std::string
-mode_string(mode_t mode)
-{
-  return fmt::format("{:04o}", mode & 07777);
-}
 
 } // namespace
 
@@ -35,6 +25,15 @@ decode_key_text(std::span<const unsigned char> text, std::string_view where)
   }
   if (text.empty()) {
     return util::make_error("key", fmt::format("{}: {}, found nothing", where, k_expected));
+  }
+  // Ed25519 key files say so (crypto/signing_key.hpp): never taken for a sealing key.
+  constexpr std::string_view k_ed25519 = "ed25519-";
+  if (text.size() >= k_ed25519.size() &&
+      std::equal(k_ed25519.begin(), k_ed25519.end(), text.begin())) {
+    return util::make_error(
+      "key", fmt::format("{}: {}, found an Ed25519 signing or verify key (keygen --sign): "
+                         "sealing takes an X25519 key (keygen without --sign)",
+                         where, k_expected));
   }
   for (const unsigned char c : text) {
     if (c == '\n') {
@@ -57,41 +56,15 @@ decode_key_text(std::span<const unsigned char> text, std::string_view where)
 util::Result<SecretBytes>
 read_key_file(const std::string& path, KeyFileKind kind)
 {
-  const char* what = kind == KeyFileKind::private_key ? "private key file" : "public key file";
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) {
-    return util::make_error(
-      "io", fmt::format("{} {}: cannot open: {}", what, path, std::strerror(errno)));
-  }
-  // fstat on the descriptor we read from, so the mode checked is the mode of these bytes.
-  struct stat st
-  {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return util::make_error("io", fmt::format("{} {}: expected a regular file", what, path));
-  }
-  if (kind == KeyFileKind::private_key && (st.st_mode & 0177) != 0) {
-    ::close(fd);
-    return util::make_error(
-      "permission",
-      fmt::format("{} {}: expected mode 0600 or stricter, found mode {} (chmod 0600 {})", what,
-                  path, mode_string(st.st_mode), path));
-  }
-  if (kind == KeyFileKind::public_key && (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-    ::close(fd);
-    return util::make_error(
-      "permission",
-      fmt::format("{} {}: expected a file not writable by group or others, found mode {} "
-                  "(chmod go-w {})",
-                  what, path, mode_string(st.st_mode), path));
-  }
-  const std::string where = fmt::format("{} {}", what, path);
-  auto text = read_secret(fd, k_max_key_file_bytes, where);
-  ::close(fd);
+  const bool secret = kind == KeyFileKind::private_key;
+  auto text = read_secret_file(
+    path, { secret ? "private key file" : "public key file", k_max_key_file_bytes,
+            secret ? SecretFileMode::owner_only : SecretFileMode::not_writable_by_others });
   if (!text) {
     return text.error();
   }
-  return decode_key_text(text->view(), where);
+  return decode_key_text(
+    text->view(), fmt::format("{} {}", secret ? "private key file" : "public key file", path));
 }
 
 } // namespace crypto

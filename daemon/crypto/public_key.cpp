@@ -47,10 +47,16 @@ PublicKey::from_base64(std::string_view text, std::string_view where)
 std::string
 PublicKey::key_id() const
 {
+  return key_id_of(m_bytes);
+}
+
+std::string
+key_id_of(std::span<const unsigned char> key)
+{
   // init cannot fail here in practice; crypto_hash_sha256 needs no randomness anyway.
   (void)init_sodium();
   std::array<unsigned char, crypto_hash_sha256_BYTES> digest{};
-  crypto_hash_sha256(digest.data(), m_bytes.data(), m_bytes.size());
+  crypto_hash_sha256(digest.data(), key.data(), key.size());
   std::string hex(9, '\0');
   sodium_bin2hex(hex.data(), hex.size(), digest.data(), 4);
   hex.resize(8);

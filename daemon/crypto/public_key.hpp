@@ -9,6 +9,10 @@
 
 namespace crypto {
 
+// First 8 lowercase hex digits of SHA-256 of a public key's bytes (DESIGN §6): the key_id
+// of sealing and verify keys alike.
+std::string key_id_of(std::span<const unsigned char> key);
+
 // An X25519 public key (a recipient of sealed tokens). Not secret.
 class PublicKey
 {

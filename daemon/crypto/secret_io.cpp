@@ -4,9 +4,101 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 namespace crypto {
+
+namespace {
+
+std::string_view
+file_type(mode_t mode)
+{
+  if (S_ISDIR(mode)) {
+    return "a directory";
+  }
+  if (S_ISFIFO(mode)) {
+    return "a FIFO";
+  }
+  if (S_ISSOCK(mode)) {
+    return "a socket";
+  }
+  if (S_ISCHR(mode) || S_ISBLK(mode)) {
+    return "a device";
+  }
+  return "not a regular file";
+}
+
+// Closes the descriptor on every path out.
+struct Fd
+{
+  int fd;
+  ~Fd()
+  {
+    if (fd >= 0) {
+      ::close(fd);
+    }
+  }
+};
+
+} // namespace
+
+util::Result<SecretBytes>
+read_secret_file(const std::string& path, const SecretFileRules& rules)
+{
+  const std::string where = rules.what.empty() ? path : fmt::format("{} {}", rules.what, path);
+  // O_NONBLOCK: opening a FIFO for reading waits for a writer otherwise.
+  const Fd file{ ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) };
+  if (file.fd < 0) {
+    return util::make_error("io", fmt::format("{}: cannot open: {}", where, std::strerror(errno)));
+  }
+  struct stat st
+  {};
+  if (::fstat(file.fd, &st) != 0) {
+    return util::make_error("io", fmt::format("{}: cannot stat: {}", where, std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return util::make_error(
+      "io", fmt::format("{}: expected a regular file, found {}", where, file_type(st.st_mode)));
+  }
+  const auto mode = fmt::format("{:04o}", st.st_mode & 07777);
+  switch (rules.mode) {
+    case SecretFileMode::owner_only:
+      if ((st.st_mode & 0177) != 0) {
+        return util::make_error(
+          "permission", fmt::format("{}: expected mode 0600 or stricter, found mode {} (chmod "
+                                    "0600 {})",
+                                    where, mode, path));
+      }
+      break;
+    case SecretFileMode::not_readable_by_others:
+      if ((st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+        return util::make_error(
+          "permission",
+          fmt::format("{}: expected a file not readable by group or others, found mode {} "
+                      "(chmod 0600 {})",
+                      where, mode, path));
+      }
+      break;
+    case SecretFileMode::not_writable_by_others:
+      if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        return util::make_error(
+          "permission",
+          fmt::format("{}: expected a file not writable by group or others, found mode {} "
+                      "(chmod go-w {})",
+                      where, mode, path));
+      }
+      break;
+  }
+  if (st.st_size > 0 && static_cast<std::size_t>(st.st_size) > rules.max_bytes) {
+    return util::make_error("io", fmt::format("{}: expected at most {} bytes, found {}", where,
+                                              rules.max_bytes, st.st_size));
+  }
+  // A regular file never blocks; blocking reads keep read_secret simple.
+  (void)::fcntl(file.fd, F_SETFL, 0);
+  return read_secret(file.fd, rules.max_bytes, where);
+}
 
 util::Result<SecretBytes>
 read_secret(int fd, std::size_t max_bytes, std::string_view where)

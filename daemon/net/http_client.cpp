@@ -1,6 +1,8 @@
 // The only translation unit of net/ that includes Beast and Asio SSL (DESIGN §11).
 #include "net/http_client.hpp"
 
+#include "crypto/base64.hpp"
+#include "crypto/secret_io.hpp"
 #include "util/backoff.hpp"
 #include "util/log.hpp"
 
@@ -10,7 +12,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
-#include <boost/beast/core/detail/base64.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/url/parse.hpp>
 #include <fmt/core.h>
@@ -174,44 +175,24 @@ to_string(FailureKind kind)
   return "unknown";
 }
 
-util::Result<WipedString>
+util::Result<crypto::SecretBytes>
 read_token_file(const std::string& path)
 {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    return util::make_error("io", fmt::format("{}: cannot open: {}", path, std::strerror(errno)));
+  auto token =
+    crypto::read_secret_file(path, { "", 4096, crypto::SecretFileMode::not_readable_by_others });
+  if (!token) {
+    return token.error();
   }
-  WipedString token;
-  token.reserve(256);
-  char chunk[256];
-  bool too_long = false;
-  for (;;) {
-    const ssize_t n = ::read(fd, chunk, sizeof chunk);
-    if (n < 0 && errno == EINTR) {
-      continue;
-    }
-    if (n <= 0) {
-      break;
-    }
-    if (token.size() + static_cast<std::size_t>(n) > 4096) {
-      too_long = true;
-      break;
-    }
-    token.append(chunk, static_cast<std::size_t>(n));
+  std::size_t size = token->size();
+  while (size > 0 && (token->data()[size - 1] == '\n' || token->data()[size - 1] == '\r')) {
+    --size;
   }
-  secure_wipe(chunk, sizeof chunk);
-  ::close(fd);
-  if (too_long) {
-    return util::make_error("io", fmt::format("{}: longer than 4096 bytes: not a token", path));
-  }
-  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) {
-    token.pop_back();
-  }
-  if (token.empty()) {
+  token->resize_down(size);
+  if (token->empty()) {
     return util::make_error("io", fmt::format("{}: the admin token file is empty", path));
   }
-  for (const char c : token) {
-    if (static_cast<unsigned char>(c) < 0x21 || c == 0x7f) {
+  for (const unsigned char c : token->view()) {
+    if (c < 0x21 || c == 0x7f) {
       return util::make_error(
         "io", fmt::format("{}: the token holds whitespace or control characters", path));
     }
@@ -841,22 +822,34 @@ Client::create(asio::any_io_executor executor, ClientOptions options)
     }
   }
 
+  // The token is needed only to build the header: freed (wiped) when this returns.
+  const crypto::SecretBytes token = std::move(o.admin_token);
   if (o.admin_user.empty()) {
-    o.admin_token.clear();
-    o.admin_token.shrink_to_fit();
     return std::unique_ptr<Client>(new Client(std::move(impl)));
   }
   // Preemptive Basic auth: Jenkins answers anonymous requests with 403, never with a
-  // challenge (reference §1.5). The plain pair lives only in wiped buffers.
-  WipedString pair;
-  pair.reserve(o.admin_user.size() + 1 + o.admin_token.size());
-  pair.append(o.admin_user).append(":").append(o.admin_token);
-  WipedString encoded(beast::detail::base64::encoded_size(pair.size()), '\0');
-  encoded.resize(beast::detail::base64::encode(encoded.data(), pair.data(), pair.size()));
-  impl->authorization.reserve(6 + encoded.size());
-  impl->authorization.append("Basic ").append(encoded);
-  o.admin_token.clear();
-  o.admin_token.shrink_to_fit();
+  // challenge (reference §1.5). The plain pair and its base64 live in locked memory; the
+  // header value in a wiped buffer, copied into wiped request fields.
+  auto pair = crypto::SecretBytes::allocate(o.admin_user.size() + 1 + token.size());
+  if (!pair) {
+    return fail(
+      FailureKind::unreachable,
+      fmt::format("{}: cannot build the Authorization header: {}", o.name, pair.error().message));
+  }
+  std::memcpy(pair->data(), o.admin_user.data(), o.admin_user.size());
+  pair->data()[o.admin_user.size()] = ':';
+  if (!token.empty()) {
+    std::memcpy(pair->data() + o.admin_user.size() + 1, token.data(), token.size());
+  }
+  auto encoded = crypto::to_base64_secret(pair->view());
+  if (!encoded) {
+    return fail(FailureKind::unreachable,
+                fmt::format("{}: cannot build the Authorization header: {}", o.name,
+                            encoded.error().message));
+  }
+  impl->authorization.reserve(6 + encoded->size());
+  impl->authorization.append("Basic ").append(reinterpret_cast<const char*>(encoded->data()),
+                                              encoded->size());
 
   return std::unique_ptr<Client>(new Client(std::move(impl)));
 }

@@ -1,5 +1,6 @@
 #pragma once
 
+#include "crypto/secret_bytes.hpp"
 #include "net/failure.hpp"
 #include "net/wiping_allocator.hpp"
 
@@ -29,10 +30,12 @@ struct RetryPolicy
 
 struct ClientOptions
 {
-  std::string name;        // the controller's name, for messages
-  std::string url;         // base URL, http(s)://host[:port]/prefix/
-  std::string admin_user;  // preemptive Basic auth (Jenkins sends no WWW-Authenticate);
-  WipedString admin_token; // empty admin_user: no Authorization header of our own
+  std::string name;       // the controller's name, for messages
+  std::string url;        // base URL, http(s)://host[:port]/prefix/
+  std::string admin_user; // preemptive Basic auth (Jenkins sends no WWW-Authenticate);
+  // empty admin_user: no Authorization header of our own. Locked memory (read_token_file);
+  // Client::create builds the header from it without a std::string copy and frees it.
+  crypto::SecretBytes admin_token;
   // Jenkins conventions: refetch a crumb on the CrumbFilter's 403, and explain 401, 403
   // and 3xx in terms of admin_user and SSO pages. Off for endpoints that are not Jenkins.
   bool jenkins = true;
@@ -109,9 +112,10 @@ struct Response
   [[nodiscard]] std::string_view text() const { return { body.data(), body.size() }; }
 };
 
-// Reads an admin token file: the first line, trailing CR/LF stripped. The value is
-// never logged; errors name the file only.
-util::Result<WipedString> read_token_file(const std::string& path);
+// Reads an admin token file with crypto::read_secret_file (a regular file not readable by
+// group or others, at most 4 KiB): trailing CR/LF stripped, no whitespace or control
+// characters. The value stays in locked memory and is never logged; errors name the file.
+util::Result<crypto::SecretBytes> read_token_file(const std::string& path);
 
 // True for the headers that frame a message or its connection (Host, Content-Length,
 // Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade), any case: the client

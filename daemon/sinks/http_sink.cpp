@@ -44,20 +44,50 @@ status_of(const net::Failure& f)
   return Status::rejected;
 }
 
+// The URL as written (`${…}` unexpanded) for every message: the expanded one may hold
+// a secret read through ${file:}. A sink built by hand (tests) has only `url`.
+const std::string&
+shown_url(const config::Sink& config)
+{
+  return config.url_display.empty() ? config.url : config.url_display;
+}
+
+// `message` with every copy of `secret` (the expanded URL, or its request target)
+// replaced by the URL as written.
+std::string
+without_secret(std::string message, const std::string& secret, const std::string& shown)
+{
+  if (secret.size() < 2 || shown.find(secret) != std::string::npos) {
+    return message;
+  }
+  for (auto pos = message.find(secret); pos != std::string::npos;
+       pos = message.find(secret, pos + shown.size())) {
+    message.replace(pos, secret.size(), shown);
+  }
+  return message;
+}
+
+std::string
+without_url(std::string message, const config::Sink& config)
+{
+  return without_secret(std::move(message), config.url, shown_url(config));
+}
+
 } // namespace
 
 util::Result<std::unique_ptr<HttpSink>>
 HttpSink::create(const config::Sink& config, boost::asio::any_io_executor executor)
 {
   const auto where = config.mark.to_string();
+  const auto& shown = shown_url(config);
   if (!executor) {
-    return util::make_error(
-      "internal", fmt::format("{}: http sink {}: no executor to run on", where, config.url));
+    return util::make_error("internal",
+                            fmt::format("{}: http sink {}: no executor to run on", where, shown));
   }
   auto split = net::split_url(config.url);
   if (!split) {
-    return util::make_error("config",
-                            fmt::format("{}: http sink: {}", where, split.error().message));
+    return util::make_error("config", fmt::format("{}: http sink {}: {}", where, shown,
+                                                  without_url(split.error().message, config)));
   }
   net::ClientOptions o;
   o.name = "http sink";
@@ -75,7 +105,8 @@ HttpSink::create(const config::Sink& config, boost::asio::any_io_executor execut
   o.circuit_threshold = INT_MAX;
   auto client = net::Client::create(std::move(executor), std::move(o));
   if (!client) {
-    return util::make_error("config", fmt::format("{}: {}", where, client.error().message));
+    return util::make_error(
+      "config", fmt::format("{}: {}", where, without_url(client.error().message, config)));
   }
   return std::unique_ptr<HttpSink>(
     new HttpSink(config, std::move(*client), std::move(split->second)));
@@ -84,13 +115,15 @@ HttpSink::create(const config::Sink& config, boost::asio::any_io_executor execut
 HttpSink::HttpSink(const config::Sink& config, std::unique_ptr<net::Client> client,
                    std::string target)
   : Sink(config)
-  , m_url(config.url)
+  , m_url(shown_url(config))
+  , m_secret_url(config.url)
   , m_target(std::move(target))
   , m_method(config.method == "POST" ? net::Method::post : net::Method::put)
   , m_client(std::move(client))
 {
   for (const auto& h : config.headers) {
-    m_headers.push_back(net::Header{ h.name, net::WipedString(h.value.begin(), h.value.end()) });
+    const auto value = h.value.view();
+    m_headers.push_back(net::Header{ h.name, net::WipedString(value.begin(), value.end()) });
   }
 }
 
@@ -124,7 +157,8 @@ HttpSink::deliver(const Delivery& delivery)
   // net's messages name the URL and the cause; they never hold a header value or the
   // request body, and the answer's body is not quoted (a consumer might echo ours).
   const auto& f = answer.error();
-  co_return Outcome{ status_of(f), f.message };
+  co_return Outcome{ status_of(f), without_secret(without_secret(f.message, m_secret_url, m_url),
+                                                  m_target, m_url) };
 }
 
 } // namespace sinks

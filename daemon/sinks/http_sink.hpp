@@ -34,7 +34,8 @@ public:
 private:
   HttpSink(const config::Sink& config, std::unique_ptr<net::Client> client, std::string target);
 
-  std::string m_url;
+  std::string m_url;        // as written (config::Sink::url_display): for messages
+  std::string m_secret_url; // expanded: only to keep it out of net's messages
   std::string m_target;
   net::Method m_method;
   std::vector<net::Header> m_headers;

@@ -76,7 +76,7 @@ config_hash(const config::Sink& config)
       for (const auto& h : config.headers) {
         field(canon, "header", h.name);
         // A changed credential changes the hash, but the value never leaves this function.
-        field(canon, "header-sha256", sha256_hex(h.value));
+        field(canon, "header-sha256", sha256_hex(h.value.view()));
       }
       break;
   }

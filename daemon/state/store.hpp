@@ -6,6 +6,7 @@
 #include "util/error.hpp"
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -16,6 +17,13 @@
 namespace state {
 
 class Database;
+
+// Checks that `json` is a sealed DESIGN §6 envelope of the token `token_uuid` named
+// `token_name`; errors of kind "envelope" that never show the envelope's content. The one
+// validator is crypto::check_envelope: state may use only util (DESIGN §9), so whoever
+// opens the store hands it in.
+using EnvelopeCheck = std::function<util::Result<void>(
+  std::string_view json, std::string_view token_uuid, std::string_view token_name)>;
 
 // The daemon's state: `state_dir/state.db` in SQLite (WAL, synchronous=FULL), used by one
 // process at a time (DESIGN §2-§3). Every mutating call is atomic on its own (a savepoint);
@@ -29,8 +37,9 @@ public:
   // file as it is: a state_dir the effective user does not own ("permission"), a lock held
   // by another process ("locked"), a file that is not a healthy SQLite database of ours
   // ("corrupt"), a schema newer than this binary ("schema"). An older schema is copied to
-  // state.db.bak-v<N> before it is migrated.
-  static util::Result<Store> open(const std::string& state_dir);
+  // state.db.bak-v<N> before it is migrated. Without `check_envelope`, mark_minted refuses
+  // every envelope (fail closed): pass crypto::check_envelope.
+  static util::Result<Store> open(const std::string& state_dir, EnvelopeCheck check_envelope = {});
 
   ~Store();
   Store(Store&&) noexcept;
@@ -141,7 +150,8 @@ public:
   util::Result<std::int64_t> trim_audit(Time older_than);
 
 private:
-  Store(DirLock lock, std::unique_ptr<Database> db, std::string instance_id);
+  Store(DirLock lock, std::unique_ptr<Database> db, std::string instance_id,
+        EnvelopeCheck check_envelope);
 
   util::Result<Attempt> expect_state(Seq seq, std::initializer_list<AttemptState> allowed,
                                      std::string_view action);
@@ -152,6 +162,7 @@ private:
   std::unique_ptr<Database> m_db;
   std::string m_path;
   std::string m_instance_id;
+  EnvelopeCheck m_check_envelope;
 };
 
 } // namespace state

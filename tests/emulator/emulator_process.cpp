@@ -171,7 +171,10 @@ EmulatorProcess::start()
   o.name = "emu";
   o.url = m_url;
   o.admin_user = m_admin_user;
-  o.admin_token.assign(m_admin_token.begin(), m_admin_token.end());
+  o.admin_token =
+    crypto::SecretBytes::copy_of(
+      { reinterpret_cast<const unsigned char*>(m_admin_token.data()), m_admin_token.size() })
+      .value();
   o.allow_http = true;
   o.retry.attempts = 1;
   o.timeout = std::chrono::seconds(60);

@@ -22,7 +22,9 @@ class CheckConfigTest(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory()
         self.creds = self.tmp.name
         for name, content in (("ci-admin-token", "11" + "0" * 32 + "\n"),
-                              ("http-token", "bearer-secret-xyz\n")):
+                              ("http-token", "bearer-secret-xyz\n"),
+                              # config checks only the file; crypto reads the key
+                              ("signing-key", "signing-key-placeholder\n")):
             path = os.path.join(self.creds, name)
             with open(path, "w") as f:
                 f.write(content)
@@ -82,6 +84,54 @@ class CheckConfigTest(unittest.TestCase):
         self.assertEqual(r.stderr, f"{path}:1:1: (root): expected a config of reasonable size, found a "
                                    "document that expands past 2,000,000 nodes (anchors and aliases?)\n")
         self.assertLess(took, 30)
+
+
+    def write_config(self, name, text):
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o600)
+        return path
+
+    def test_a_directory_as_config_is_a_clear_error(self):
+        r = run("check-config", "-c", self.tmp.name)
+        self.assertEqual(r.returncode, 78)
+        self.assertEqual(r.stderr, f"{self.tmp.name}: expected a regular file, found a directory\n")
+
+    def test_a_fifo_as_config_does_not_hang(self):
+        path = os.path.join(self.tmp.name, "config.yaml")
+        os.mkfifo(path, 0o600)
+        start = time.monotonic()
+        r = subprocess.run([BIN, "check-config", "-c", path], capture_output=True, text=True,
+                           timeout=10)
+        self.assertLess(time.monotonic() - start, 5)
+        self.assertEqual(r.returncode, 78)
+        self.assertEqual(r.stderr, f"{path}: expected a regular file, found a FIFO\n")
+
+    def test_a_recipient_key_in_a_world_writable_directory_exits_78(self):
+        # Anyone could `mv` their own key over it: every future token would be theirs.
+        shared = os.path.join(self.tmp.name, "shared")
+        os.mkdir(shared)
+        os.chmod(shared, 0o777)
+        key = os.path.join(shared, "deploy.pub")
+        with open(key, "w") as f:
+            f.write("Ad3bk53WyWOuOQdFNUPA4chEbyYswQhGS2ZvdIv5Dwg=\n")
+        os.chmod(key, 0o644)
+        path = self.write_config("config.yaml", (
+            "controllers:\n"
+            "  - name: ci\n"
+            "    url: https://jenkins.example.com/\n"
+            "    admin_user: token-rotator\n"
+            f"    admin_token_file: {self.creds}/ci-admin-token\n"
+            "recipients:\n"
+            f"  deploy: {key}\n"
+            "users:\n"
+            "  - {user: svc, controller: ci, sinks: [{type: file, path: /tmp/t.json, "
+            "recipients: [deploy]}]}\n"))
+        r = run("check-config", "-c", path)
+        self.assertEqual(r.returncode, 78, r.stdout)
+        self.assertEqual(r.stderr, f"{path}:7:11: recipients.deploy: expected directory {shared} "
+                                   "not writable by group or others, found mode 0777\n")
 
 
 class CliTest(unittest.TestCase):

@@ -20,6 +20,8 @@ class HttpHeaderFileTest(unittest.TestCase):
         self.admin = os.path.join(self.creds, "ci-admin-token")
         self.token = os.path.join(self.creds, "http-token")
         self.write(self.admin, "11" + "0" * 32 + "\n")
+        # conf/full.yaml names a signing key; config checks only the file
+        self.write(os.path.join(self.creds, "signing-key"), "signing-key-placeholder\n")
 
     def tearDown(self):
         self.tmp.cleanup()

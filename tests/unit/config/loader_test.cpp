@@ -139,7 +139,7 @@ TEST_SUITE("config::load")
     CHECK(errors_of(f, std::string(k_base) + "prune_intervall: 5m\n") ==
           "c.yaml:14:1: prune_intervall: expected a known key (state_dir, control, metrics, log, "
           "prune_interval, catch_up_spread, audit_retention, retry, controllers, recipients, "
-          "defaults, users, notify), found unknown key \"prune_intervall\"");
+          "defaults, users, signing_key, notify), found unknown key \"prune_intervall\"");
     CHECK(errors_of(f, replace(k_base, "    admin_user:", "    urll: x\n    admin_user:")) ==
           "c.yaml:5:5: controllers[0].urll: expected a known key (name, url, admin_user, "
           "admin_token_file, ca_file, timeout, max_concurrent, batch_size, insecure_http), found "
@@ -509,8 +509,11 @@ recipients:
     CHECK(errors_of(f, f.sub(k_base) + "defaults:\n  jitter: '5m\n") ==
           "c.yaml:16:1: expected valid YAML, found an error: found unexpected end of stream (while "
           "scanning a quoted scalar)");
-    // Aliases still reach the walker: a shared sink list is read at each use.
-    CHECK(errors_of(f, replace(f.sub(k_base), "    sinks:\n", "    sinks: &s\n") +
+    // Aliases still reach the walker: a shared sink list is read at each use (an exec
+    // sink: two file sinks may not write one file).
+    CHECK(errors_of(f, replace(replace(f.sub(k_base), "    sinks:\n", "    sinks: &s\n"),
+                               "{type: file, path: /tmp/t.json,",
+                               f.sub("{type: exec, command: [@DIR@/hook],")) +
                          "  - {user: svc-other, controller: ci, sinks: *s}\n") == "");
   }
 

@@ -1,6 +1,7 @@
 #include "config/loader.hpp"
 
 #include <doctest/doctest.h>
+#include <fmt/core.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -55,7 +56,13 @@ private:
   std::filesystem::path m_dir;
 };
 
-constexpr const char* k_sink = "    sinks: [{type: file, path: out.json, recipients: [deploy]}]\n";
+// A file sink of its own for each user: two sinks may not write one file.
+std::string
+sink()
+{
+  static int n = 0;
+  return fmt::format("    sinks: [{{type: file, path: out-{}.json, recipients: [deploy]}}]\n", ++n);
+}
 
 } // namespace
 
@@ -68,7 +75,7 @@ TEST_SUITE("config::check_schedules")
                                              "  - user: svc-a\n"
                                              "    controller: ci\n"
                                              "    timezone: Mars/Olympus\n") +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message == file + ":11:15: users[0].timezone: expected an IANA time zone "
@@ -86,14 +93,14 @@ TEST_SUITE("config::check_schedules")
                                              "users:\n"
                                              "  - user: svc-a\n"
                                              "    controller: ci\n") +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-b\n"
                                  "    controller: ci\n" +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-c\n"
                                  "    controller: ci\n"
                                  "    lifetime: 9d\n" +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message ==
@@ -112,7 +119,7 @@ TEST_SUITE("config::check_schedules")
                                              "    lifetime: 9d\n"
                                              "    grace: 1d\n"
                                              "    failure_budget: 1d\n") +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message == file +
@@ -128,11 +135,11 @@ TEST_SUITE("config::check_schedules")
                                              "users:\n"
                                              "  - user: svc-a\n"
                                              "    controller: ci\n") +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-b\n"
                                  "    controller: ci\n"
                                  "    schedule: every fortnight\n" +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message ==
@@ -152,12 +159,12 @@ TEST_SUITE("config::check_schedules")
                                              "users:\n"
                                              "  - user: svc-a\n"
                                              "    controller: ci\n") +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-b\n"
                                  "    controller: ci\n"
                                  "    schedule: \"*/15 9-17 * * MON-FRI\"\n"
                                  "    timezone: Europe/Berlin\n" +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_MESSAGE(c.has_value(), c.error().message);
     REQUIRE(c->users.size() == 2);
@@ -174,15 +181,15 @@ TEST_SUITE("config::check_schedules")
                                              "users:\n"
                                              "  - user: svc-a\n"
                                              "    controller: ci\n") +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-b\n"
                                  "    controller: ci\n" +
-                                 k_sink +
+                                 sink() +
                                  "  - user: svc-c\n"
                                  "    controller: ci\n"
                                  "    schedule: \"0 3 * * 1\"\n"
                                  "    timezone: UTC\n" +
-                                 k_sink);
+                                 sink());
     const auto c = config::load(file);
     REQUIRE_MESSAGE(c.has_value(), c.error().message);
     REQUIRE(c->users.size() == 3);

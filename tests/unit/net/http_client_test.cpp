@@ -11,6 +11,14 @@ using namespace std::chrono_literals;
 
 namespace {
 
+crypto::SecretBytes
+secret(std::string_view text)
+{
+  return crypto::SecretBytes::copy_of(
+           { reinterpret_cast<const unsigned char*>(text.data()), text.size() })
+    .value();
+}
+
 net::ClientOptions
 options_for(const std::string& url)
 {
@@ -18,7 +26,7 @@ options_for(const std::string& url)
   o.name = "ci";
   o.url = url;
   o.admin_user = "admin";
-  o.admin_token = "11aaaabbbbccccddddeeeeffff00001111";
+  o.admin_token = secret("11aaaabbbbccccddddeeeeffff00001111");
   o.allow_http = true;
   o.timeout = 2000ms;
   o.retry = { 3, 5ms, 20ms };
@@ -119,7 +127,7 @@ TEST_SUITE("net::Client")
     asio::io_context ioc;
     auto o = options_for("http://127.0.0.1:1/");
     o.allow_http = false;
-    auto c = net::Client::create(ioc.get_executor(), o);
+    auto c = net::Client::create(ioc.get_executor(), std::move(o));
     REQUIRE_FALSE(c.has_value());
     CHECK(c.error().message.find("plain http is not allowed") != std::string::npos);
   }
@@ -134,7 +142,7 @@ TEST_SUITE("net::Client")
     for (const std::string host : { "127.0.0.1", "localhost" }) {
       auto o = options_for(fmt::format("https://{}:{}/", host, server.port()));
       o.ca_file = dir.write("ca.pem", cert.cert_pem);
-      auto client = make_client(ioc, o);
+      auto client = make_client(ioc, std::move(o));
       auto r = one(ioc, *client, net::Request::get("api/json"));
       REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().message));
       CHECK(r->text() == "tls ok");
@@ -152,7 +160,7 @@ TEST_SUITE("net::Client")
       ioc, [](const Seen&, int) { return Reply{ http_reply(200, "secret") }; }, &cert);
     auto o = options_for(fmt::format("https://127.0.0.1:{}/", server.port()));
     o.ca_file = dir.write("other.pem", other.cert_pem);
-    auto client = make_client(ioc, o);
+    auto client = make_client(ioc, std::move(o));
     auto r = one(ioc, *client, net::Request::get("api/json"));
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().kind == net::FailureKind::tls);
@@ -170,7 +178,7 @@ TEST_SUITE("net::Client")
       ioc, [](const Seen&, int) { return Reply{ http_reply(200, "x") }; }, &cert, "127.0.0.2");
     auto o = options_for(fmt::format("https://127.0.0.2:{}/", server.port()));
     o.ca_file = dir.write("ca.pem", cert.cert_pem);
-    auto client = make_client(ioc, o);
+    auto client = make_client(ioc, std::move(o));
     auto r = one(ioc, *client, net::Request::get("api/json"));
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().kind == net::FailureKind::tls);
@@ -331,7 +339,7 @@ TEST_SUITE("net::Client")
     server.close_first_connections = 1;
     auto o = options_for(fmt::format("https://127.0.0.1:{}/", server.port()));
     o.ca_file = dir.write("ca.pem", cert.cert_pem);
-    auto client = make_client(ioc, o);
+    auto client = make_client(ioc, std::move(o));
     auto r = one(ioc, *client, post_script(false));
     REQUIRE_MESSAGE(r.has_value(), (r ? "" : r.error().message));
     CHECK(r->text() == "minted");
@@ -350,7 +358,7 @@ TEST_SUITE("net::Client")
     auto o = options_for(http_url(server));
     o.timeout = 150ms;
     o.retry.attempts = 2;
-    auto client = make_client(ioc, o);
+    auto client = make_client(ioc, std::move(o));
     auto g = one(ioc, *client, net::Request::get("api/json"));
     REQUIRE_FALSE(g.has_value());
     CHECK(g.error().kind == net::FailureKind::timeout);
@@ -396,7 +404,7 @@ TEST_SUITE("net::Client")
     });
     auto o = options_for(http_url(server));
     o.max_concurrent = 2;
-    auto client = make_client(ioc, o);
+    auto client = make_client(ioc, std::move(o));
     int done = 0;
     for (int i = 0; i < 6; ++i) {
       asio::co_spawn(
@@ -430,7 +438,7 @@ TEST_SUITE("net::Client")
     auto o = options_for(fmt::format("http://127.0.0.1:{}/", port));
     o.retry.attempts = 1;
     o.circuit_threshold = 2;
-    auto client = make_client(ioc, o);
+    auto client = make_client(ioc, std::move(o));
     for (int i = 0; i < 2; ++i) {
       auto r = one(ioc, *client, net::Request::get("api/json"));
       REQUIRE_FALSE(r.has_value());
@@ -446,21 +454,45 @@ TEST_SUITE("net::Client")
 
 TEST_SUITE("net::read_token_file")
 {
+  // Token files are 0600 (the config refuses anything readable by others).
+  std::string write_token(const TempDir& dir, const std::string& name, const std::string& text)
+  {
+    const auto p = dir.write(name, text);
+    ::chmod(p.c_str(), 0600);
+    return p;
+  }
+
   TEST_CASE("the trailing newline is stripped; empty or multi-line files are refused")
   {
     TempDir dir;
-    auto t = net::read_token_file(dir.write("t", "11abc\r\n"));
+    auto t = net::read_token_file(write_token(dir, "t", "11abc\r\n"));
     REQUIRE(t.has_value());
-    CHECK(std::string(t->data(), t->size()) == "11abc");
-    auto empty = net::read_token_file(dir.write("e", "\n"));
+    CHECK(std::string(reinterpret_cast<const char*>(t->data()), t->size()) == "11abc");
+    auto empty = net::read_token_file(write_token(dir, "e", "\n"));
     REQUIRE_FALSE(empty.has_value());
     CHECK(empty.error().message.find("empty") != std::string::npos);
-    auto two = net::read_token_file(dir.write("two", "a\nb\n"));
+    auto two = net::read_token_file(write_token(dir, "two", "a\nb\n"));
     REQUIRE_FALSE(two.has_value());
     CHECK(two.error().message.find("secret") == std::string::npos);
     auto missing = net::read_token_file((dir.path / "missing").string());
     REQUIRE_FALSE(missing.has_value());
     CHECK(missing.error().message.find("missing") != std::string::npos);
+  }
+
+  TEST_CASE("a FIFO is refused at once, a file readable by others too (issue 19)")
+  {
+    TempDir dir;
+    const auto fifo = (dir.path / "fifo").string();
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    auto r = net::read_token_file(fifo); // would block forever in open(2) without O_NONBLOCK
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("expected a regular file, found a FIFO") != std::string::npos);
+    const auto open = dir.write("open", "11abc\n");
+    ::chmod(open.c_str(), 0644);
+    auto readable = net::read_token_file(open);
+    REQUIRE_FALSE(readable.has_value());
+    CHECK(readable.error().kind == "permission");
+    CHECK(readable.error().message.find("0644") != std::string::npos);
   }
 
   TEST_CASE("secure_wipe zeroes a live buffer")
@@ -481,9 +513,9 @@ TEST_SUITE("net::Client for endpoints that are not Jenkins")
     });
     auto o = options_for(http_url(server));
     o.admin_user.clear();
-    o.admin_token.clear();
+    o.admin_token = {};
     o.jenkins = false;
-    auto client = make_client(ioc, o);
+    auto client = make_client(ioc, std::move(o));
     net::Request r;
     r.method = net::Method::put;
     r.target = "v1/x?y=1";

@@ -128,7 +128,7 @@ TEST_SUITE("sinks: secrets")
     hc.url = fmt::format("https://127.0.0.1:{}/v1/jenkins/svc-deploy", server.port());
     hc.ca_file = inputs / "ca.pem";
     write_file(hc.ca_file, cert.cert_pem);
-    hc.headers = { { "Authorization", *header } };
+    hc.headers = { { "Authorization", util::SecretText(*header) } };
     auto http = make_sink(hc, ioc.get_executor());
     REQUIRE(http.has_value());
     const auto deliver_http = [&] {

@@ -1,3 +1,4 @@
+#include "crypto/envelope.hpp"
 #include "state/store.hpp"
 #include "support.hpp"
 
@@ -48,7 +49,7 @@ envelope_json(const std::string& name, const std::string& uuid, const std::strin
 struct Fixture
 {
   TempDir dir;
-  Store store = Store::open(dir.path()).value();
+  Store store = Store::open(dir.path(), crypto::check_envelope).value();
   SlotId slot = store.ensure_slot("ci", "svc-deploy", "svc-Deploy").value();
 
   std::string name_of(Seq seq) const
@@ -74,7 +75,7 @@ struct Fixture
     for (int i = 0; i < sinks; ++i) {
       out.push_back(Envelope{
         i, fmt::format("hash-{}", i),
-        envelope_json(name_of(seq), minted(seq, t0()).uuid, fmt::format("c2VhbGVk{}", i)) });
+        envelope_json(name_of(seq), minted(seq, t0()).uuid, fmt::format("c2VhbGVk{}A==", i)) });
     }
     return out;
   }
@@ -407,6 +408,43 @@ TEST_SUITE("state::Store attempts")
     CHECK(f.state_of(seq) == AttemptState::planned);
     CHECK(f.store.envelopes(seq).value().empty());
     CHECK_FALSE(f.store.token(token.uuid).value().has_value());
+  }
+
+  TEST_CASE("the one envelope validator (crypto's) runs: its rules hold here too")
+  {
+    Fixture f;
+    const auto now = t0();
+    const auto seq = f.plan(now);
+    const auto token = f.minted(seq, now);
+    auto bad_time = nlohmann::json::parse(envelope_json(f.name_of(seq), token.uuid, "c2VhbGVk"));
+    bad_time["expires"] = "11deadbeef";
+    auto bad_base64 = nlohmann::json::parse(envelope_json(f.name_of(seq), token.uuid, "c2VhbGVk"));
+    bad_base64["sealed"][0]["ciphertext"] = "11deadbeef";
+    auto bad_alg = nlohmann::json::parse(envelope_json(f.name_of(seq), token.uuid, "c2VhbGVk"));
+    bad_alg["sealed"][0]["alg"] = "11deadbeef";
+    for (const auto& json : { bad_time, bad_base64, bad_alg }) {
+      const std::vector<Envelope> envs{ Envelope{ 0, "h", json.dump() } };
+      auto r = f.store.mark_minted(seq, token, envs, now);
+      REQUIRE_FALSE(r.has_value());
+      CHECK(r.error().kind == "envelope");
+      CHECK(r.error().message.find("11deadbeef") == std::string::npos);
+    }
+    CHECK(f.state_of(seq) == AttemptState::planned);
+  }
+
+  TEST_CASE("a store opened without an envelope check stores no envelope (fail closed)")
+  {
+    TempDir dir;
+    auto store = Store::open(dir.path()).value();
+    const auto slot = store.ensure_slot("ci", "u", "u").value();
+    const auto seq = store.next_seq().value();
+    const auto name = fmt::format("rotator-{}-{:06}", store.instance_id(), seq);
+    REQUIRE_OK(store.create_attempt(seq, slot, name, t0()));
+    const std::vector<Envelope> envs{ Envelope{ 0, "h", envelope_json(name, "u-1", "c2VhbGVk") } };
+    auto r = store.mark_minted(seq, { "u-1", t0(), t0() + 24h, std::nullopt }, envs, t0());
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().kind == "envelope");
+    CHECK(r.error().message.find("without an envelope check") != std::string::npos);
   }
 
   TEST_CASE("the audit log is append-only and trimmed by age")

@@ -1,3 +1,4 @@
+#include "crypto/envelope.hpp"
 #include "state/store.hpp"
 #include "support.hpp"
 
@@ -30,10 +31,22 @@ prepare_batch(Store& store, int round)
     const auto name = fmt::format("rotator-{}-{:06}", store.instance_id(), seq);
     const auto uuid = fmt::format("uuid-{}-{}", round, seq);
     REQUIRE_OK(store.create_attempt(seq, slot, name, t0()));
-    const nlohmann::json env = { { "format", "jenkins-token-rotator/v1" },
-                                 { "token_name", name },
-                                 { "token_uuid", uuid },
-                                 { "sealed", { { { "ciphertext", "c2VhbGVk" } } } } };
+    const nlohmann::json env = {
+      { "format", "jenkins-token-rotator/v1" },
+      { "controller", "ci" },
+      { "url", "https://jenkins.example.com/" },
+      { "user", user },
+      { "token_name", name },
+      { "token_uuid", uuid },
+      { "created", "2026-11-27T03:00:00Z" },
+      { "expires", "2026-12-27T03:00:00Z" },
+      { "jenkins_expires", nullptr },
+      { "sealed",
+        { { { "recipient", "deploy" },
+            { "key_id", "1a2b3c4d" },
+            { "alg", "crypto_box_seal" },
+            { "ciphertext", "c2VhbGVk" } } } },
+    };
     const std::vector<state::Envelope> envs{ { 0, "h", env.dump() } };
     REQUIRE_OK(store.mark_minted(seq, { uuid, t0(), t0() + 30 * 24h, std::nullopt }, envs, t0()));
     REQUIRE_OK(store.mark_verified(seq, t0()));
@@ -63,7 +76,7 @@ TEST_SUITE("state::Store bench")
     std::vector<double> batched;
     std::vector<double> separate;
     TempDir dir;
-    auto store = Store::open(dir.path()).value();
+    auto store = Store::open(dir.path(), crypto::check_envelope).value();
     for (int round = 0; round < k_rounds; ++round) {
       {
         const auto seqs = prepare_batch(store, 2 * round);

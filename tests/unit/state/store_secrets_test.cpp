@@ -1,3 +1,4 @@
+#include "crypto/envelope.hpp"
 #include "state/store.hpp"
 #include "support.hpp"
 
@@ -58,7 +59,7 @@ TEST_SUITE("state::Store secrets")
     TempDir dir;
     std::string envelope_text;
     {
-      auto store = Store::open(dir.path()).value();
+      auto store = Store::open(dir.path(), crypto::check_envelope).value();
       const auto slot = store.ensure_slot("ci", "svc-deploy", "svc-deploy").value();
       const auto seq = store.next_seq().value();
       const auto name = fmt::format("rotator-{}-{:06}", store.instance_id(), seq);
