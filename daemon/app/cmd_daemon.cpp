@@ -2,6 +2,7 @@
 #include "app/commands.hpp"
 #include "app/engine_rotator.hpp"
 #include "config/loader.hpp"
+#include "control/server.hpp"
 #include "crypto/harden.hpp"
 #include "net/metrics_server.hpp"
 #include "service/daemon.hpp"
@@ -75,11 +76,16 @@ cmd_daemon(const std::vector<std::string>& args)
   };
   service::Daemon daemon(io, std::move(options));
 
-  // Control socket (issue 16): the control helper's control::Server goes here, with
-  // `daemon` as its Backend, bound (or adopted from LISTEN_FDS) before READY=1:
-  //   auto server = control::Server::open(io.get_executor(), daemon,
-  //                                       {config->control_socket, config->control_group});
-  //   daemon.on_shutdown([&]() { return (*server)->stop(); });
+  // The control socket, bound (or adopted from LISTEN_FDS) before READY=1.
+  control::ServerOptions control_options;
+  control_options.path = config->control_socket;
+  control_options.group = config->control_group;
+  auto server = control::Server::open(io.get_executor(), daemon, std::move(control_options));
+  if (!server) {
+    throw util::Fatal(util::exit_code::k_failure,
+                      fmt::format("daemon: {}", server.error().message));
+  }
+  daemon.on_shutdown([&server]() { return (*server)->stop(); });
 
   // Metrics listener (issue 17): bound before READY=1, served on the io loop. Notifications
   // hear the same passes.
@@ -151,6 +157,7 @@ cmd_daemon(const std::vector<std::string>& args)
   }
   // The engine exists now: every slot's next rotation shows before the first pass ends.
   (void)metrics->refresh();
+  (*server)->start();
   io.run();
   return util::exit_code::k_ok;
 }

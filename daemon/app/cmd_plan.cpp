@@ -1,5 +1,6 @@
 #include "app/args.hpp"
 #include "app/commands.hpp"
+#include "app/control_client.hpp"
 #include "app/engine.hpp"
 #include "config/loader.hpp"
 #include "schedule/schedule.hpp"
@@ -164,6 +165,50 @@ state_line(const SlotState& s)
   return line;
 }
 
+// `plan --daemon`: the running daemon's plan (its state, its loaded config), through the
+// control socket; --count as offline (the protocol takes 1..100).
+int
+plan_from_daemon(const Args& a)
+{
+  control::Request request;
+  request.cmd = control::Command::plan;
+  if (const auto c = a.option("count")) {
+    const bool digits =
+      !c->empty() && c->size() <= 3 && c->find_first_not_of("0123456789") == std::string::npos;
+    request.count = digits ? std::stoi(*c) : 0;
+    if (request.count < 1 || request.count > 100) {
+      throw util::Fatal(
+        util::exit_code::k_usage,
+        fmt::format("plan: --count: expected a number from 1 to 100 with --daemon, found \"{}\"",
+                    *c));
+    }
+  }
+  const auto answer = ask_daemon(control_socket_path(a), request, std::chrono::seconds(30));
+  if (!answer.ok) {
+    throw util::Fatal(util::exit_code::k_failure, "plan: " + answer.error);
+  }
+  if (a.flag("json")) {
+    std::fputs((answer.fields.dump(2) + "\n").c_str(), stdout);
+    return util::exit_code::k_ok;
+  }
+  std::string out;
+  const auto slots = answer.fields.find("slots");
+  if (slots != answer.fields.end() && slots->is_array()) {
+    for (const auto& s : *slots) {
+      out += fmt::format("{}{}  schedule \"{}\"  timezone {}\n", out.empty() ? "" : "\n",
+                         text_or_dash(s, "slot"), text_or_dash(s, "schedule"),
+                         text_or_dash(s, "timezone"));
+      if (const auto runs = s.find("runs"); runs != s.end() && runs->is_array()) {
+        for (const auto& t : *runs) {
+          out += "  " + (t.is_string() ? t.get<std::string>() : t.dump()) + "\n";
+        }
+      }
+    }
+  }
+  std::fputs(out.empty() ? "no slots\n" : out.c_str(), stdout);
+  return util::exit_code::k_ok;
+}
+
 } // namespace
 
 // Prints the next --count runs of every slot, offline (DESIGN §4). --json prints one
@@ -174,10 +219,17 @@ state_line(const SlotState& s)
 int
 cmd_plan(const std::vector<std::string>& args)
 {
-  const Args a("plan", args, { "json", "connect" }, { "config", "count" });
+  const Args a("plan", args, { "json", "connect", "daemon" }, { "config", "count", "socket" });
   if (!a.positional().empty()) {
     throw util::Fatal(util::exit_code::k_usage,
                       fmt::format("plan: unexpected argument \"{}\"", a.positional()[0]));
+  }
+  if (a.flag("daemon") || a.option("socket")) {
+    if (a.flag("connect")) {
+      throw util::Fatal(util::exit_code::k_usage,
+                        "plan: --connect works on the config, not through the daemon");
+    }
+    return plan_from_daemon(a);
   }
   int count = k_default_count;
   if (const auto c = a.option("count")) {

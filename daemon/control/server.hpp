@@ -33,7 +33,9 @@ struct ServerOptions
   // A request line must be complete this long after its first byte is awaited (a whole-line
   // deadline, so trickling bytes does not extend it); idle peers are dropped after it too.
   std::chrono::milliseconds read_deadline{ 5000 };
-  // Connections served at once; one more gets a "too many connections" answer and is closed.
+  // Connections open at once. One more makes the connection that has waited longest for its
+  // request line close; when all are busy with requests, it gets a "too many connections"
+  // answer and is closed.
   std::size_t max_connections = 32;
   // Adopt the socket systemd passes (LISTEN_FDS) instead of binding `path`, when there is one.
   bool socket_activation = true;
@@ -69,8 +71,9 @@ public:
   struct Impl;
 
 private:
-  explicit Server(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> m_impl;
+  explicit Server(std::shared_ptr<Impl> impl);
+  // Shared with the accept loop and the connections' coroutines, which outlive no stop().
+  std::shared_ptr<Impl> m_impl;
 };
 
 } // namespace control

@@ -162,6 +162,7 @@ Daemon::start()
     return rotator.error();
   }
   m_rotator = std::move(*rotator);
+  m_options.config.reset(); // m_config holds it; a reload must be able to free it
   const auto now = m_clock.now();
   m_epoch = now;
   m_config_loaded = now;
@@ -560,7 +561,11 @@ Daemon::signal_loop()
       case SIGUSR1:
         util::log::info("SIGUSR1: rotating every slot");
         asio::co_spawn(
-          m_io, [this]() -> asio::awaitable<void> { co_await rotate({}, true, false); },
+          m_io,
+          [this]() -> asio::awaitable<void> {
+            std::vector<std::string> every; // a named local across co_await (see handle)
+            co_await rotate(std::move(every), true, false);
+          },
           log_failure("rotate"));
         break;
       case SIGUSR2:
@@ -972,12 +977,18 @@ Daemon::handle(control::Request request, control::Peer /*peer*/)
           slots.push_back(u.slot());
         }
       }
+      // Named locals, not temporaries, across co_await: g++ 12 destroys a conditional
+      // expression's temporary twice in a coroutine.
+      std::vector<std::string> named;
+      if (!request.all) {
+        named = slots;
+      }
       if (!request.wait) {
-        co_await rotate(request.all ? std::vector<std::string>{} : slots, request.all, false);
+        co_await rotate(std::move(named), request.all, false);
         a.fields["queued"] = slots;
         break;
       }
-      auto r = co_await rotate(request.all ? std::vector<std::string>{} : slots, request.all, true);
+      auto r = co_await rotate(std::move(named), request.all, true);
       json results = json::array();
       int bad = 0;
       for (const auto& s : r.slots) {

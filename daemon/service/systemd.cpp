@@ -65,13 +65,4 @@ watchdog_interval()
   return std::chrono::microseconds(static_cast<std::int64_t>(usec / 2));
 }
 
-std::optional<int>
-listen_fd()
-{
-  if (sd_listen_fds(0) >= 1) {
-    return SD_LISTEN_FDS_START;
-  }
-  return std::nullopt;
-}
-
 } // namespace service::systemd

@@ -5,8 +5,9 @@
 #include <string>
 #include <string_view>
 
-// systemd's side of the daemon (sd_notify(3), sd_listen_fds(3), sd_watchdog_enabled(3)),
-// through libsystemd. Every call is a no-op when NOTIFY_SOCKET is not set.
+// systemd's side of the daemon (sd_notify(3), sd_watchdog_enabled(3)), through libsystemd;
+// control::Server adopts a LISTEN_FDS socket itself. Every call is a no-op when NOTIFY_SOCKET is
+// not set.
 namespace service::systemd {
 
 void ready(std::string_view status);
@@ -18,8 +19,5 @@ void watchdog();
 
 // Half of WATCHDOG_USEC when systemd asks for pings from this process; nullopt otherwise.
 std::optional<std::chrono::microseconds> watchdog_interval();
-
-// The listening socket systemd passed (LISTEN_FDS, the first one), or nullopt.
-std::optional<int> listen_fd();
 
 } // namespace service::systemd
