@@ -110,13 +110,13 @@ cmd_daemon(const std::vector<std::string>& args)
   if (!config->metrics_listen.empty()) {
     net::MetricsServerOptions so;
     so.listen = config->metrics_listen;
-    auto server =
+    auto listener =
       net::MetricsServer::start(io.get_executor(), so, [metrics] { return metrics->pieces(); });
-    if (!server) {
+    if (!listener) {
       throw util::Fatal(util::exit_code::k_failure,
-                        fmt::format("daemon: {}", server.error().message));
+                        fmt::format("daemon: {}", listener.error().message));
     }
-    metrics_server = std::move(*server);
+    metrics_server = std::move(*listener);
   }
   service::Notifier::Options no;
   no.targets = config->notify;
