@@ -294,7 +294,10 @@ TEST_SUITE("service::Metrics")
   TEST_CASE("refresh reads each slot's last success, failures and current token from the store")
   {
     state_test::TempDir dir;
-    auto store = state::Store::open(dir.path()).value();
+    auto store = state::Store::open(dir.path(),
+                                    [](std::string_view, std::string_view,
+                                       std::string_view) -> util::Result<void> { return {}; })
+                   .value();
     util::ManualClock clock(at(1'800'000'000));
     const auto t0 = at(1'799'990'000);
     // svc-a: committed once; svc-b: failed twice and backing off; svc-c: no row.

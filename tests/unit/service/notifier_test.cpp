@@ -187,7 +187,10 @@ TEST_SUITE("service::Notifier")
   {
     Rig rig;
     state_test::TempDir sdir;
-    auto store = state::Store::open(sdir.path()).value();
+    auto store = state::Store::open(sdir.path(),
+                                    [](std::string_view, std::string_view,
+                                       std::string_view) -> util::Result<void> { return {}; })
+                   .value();
     const auto t0 = rig.clock.now() - 28 * 24h; // lifetime 30 d: 2 d left, = the budget
     auto a = store.ensure_slot("ci", "svc-a", "svc-a").value();
     auto seq = store.next_seq().value();
