@@ -3,6 +3,7 @@
 #include "app/engine_rotator.hpp"
 #include "config/loader.hpp"
 #include "control/server.hpp"
+#include "crypto/envelope.hpp"
 #include "crypto/harden.hpp"
 #include "net/metrics_server.hpp"
 #include "service/daemon.hpp"
@@ -61,7 +62,7 @@ cmd_daemon(const std::vector<std::string>& args)
   }
   // A hook that exits early must not kill us with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
-  auto store = state::Store::open(config->state_dir);
+  auto store = state::Store::open(config->state_dir, crypto::check_envelope);
   if (!store) {
     throw util::Fatal(util::exit_code::k_failure, fmt::format("daemon: {}", store.error().message));
   }
