@@ -5,7 +5,10 @@
 #include "control/server.hpp"
 #include "crypto/envelope.hpp"
 #include "crypto/harden.hpp"
+#include "net/metrics_server.hpp"
 #include "service/daemon.hpp"
+#include "service/metrics.hpp"
+#include "service/notifier.hpp"
 #include "state/store.hpp"
 #include "util/error.hpp"
 #include "util/log.hpp"
@@ -85,8 +88,68 @@ cmd_daemon(const std::vector<std::string>& args)
                       fmt::format("daemon: {}", server.error().message));
   }
   daemon.on_shutdown([&server]() { return (*server)->stop(); });
-  (*server)->start();
-  // Metrics listener (issue 17): bound here too, before READY=1.
+
+  // Metrics listener (issue 17): bound before READY=1, served on the io loop. Notifications
+  // hear the same passes.
+  service::Metrics::Options mo;
+  mo.store = &*store;
+  mo.all_due = [&daemon](service::Time now) {
+    std::vector<std::pair<std::string, service::Time>> out;
+    if (auto due = daemon.due(now)) {
+      out.reserve(due->size());
+      for (auto& d : *due) {
+        out.emplace_back(std::move(d.slot), d.due);
+      }
+    }
+    return out;
+  };
+  auto metrics = service::Metrics::create(mo);
+  if (auto r = metrics->configure(config); !r) {
+    throw util::Fatal(util::exit_code::k_failure, fmt::format("daemon: {}", r.error().message));
+  }
+  metrics->reload_result(true, util::system_clock().now());
+  std::unique_ptr<net::MetricsServer> metrics_server;
+  if (!config->metrics_listen.empty()) {
+    net::MetricsServerOptions so;
+    so.listen = config->metrics_listen;
+    auto listener =
+      net::MetricsServer::start(io.get_executor(), so, [metrics] { return metrics->pieces(); });
+    if (!listener) {
+      throw util::Fatal(util::exit_code::k_failure,
+                        fmt::format("daemon: {}", listener.error().message));
+    }
+    metrics_server = std::move(*listener);
+  }
+  service::Notifier::Options no;
+  no.targets = config->notify;
+  no.retry = config->retry;
+  no.store = &*store;
+  auto notifier = service::Notifier::create(io.get_executor(), no);
+  if (!notifier) {
+    std::fputs((notifier.error().message + "\n").c_str(), stderr);
+    return util::exit_code::k_config;
+  }
+  (*notifier)->configure(config);
+  daemon.add_observer(metrics.get());
+  daemon.add_observer(notifier->get());
+  daemon.on_reload([metrics, notifier = *notifier](const service::ReloadVerdict& v,
+                                                   const std::shared_ptr<const config::Config>& c) {
+    metrics->reload_result(v.ok, util::system_clock().now());
+    if (!v.ok) {
+      notifier->reload_failed(c->path, v.errors);
+      return;
+    }
+    (void)metrics->configure(c);
+    notifier->configure(c);
+    if (auto r = notifier->set_targets(c->notify); !r) {
+      util::log::error("reload: notify: {}", r.error().message);
+    }
+  });
+  daemon.on_shutdown([&metrics_server, notifier = *notifier]() -> boost::asio::awaitable<void> {
+    metrics_server.reset();
+    notifier->stop();
+    co_return;
+  });
 
   if (auto started = daemon.start(); !started) {
     std::fputs(fmt::format("jenkins-token-rotator: daemon: {}\n", started.error().message).c_str(),
@@ -94,6 +157,8 @@ cmd_daemon(const std::vector<std::string>& args)
     return started.error().kind == "config" ? util::exit_code::k_config
                                             : util::exit_code::k_failure;
   }
+  // The engine exists now: every slot's next rotation shows before the first pass ends.
+  (void)metrics->refresh();
   (*server)->start();
   io.run();
   return util::exit_code::k_ok;

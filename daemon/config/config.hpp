@@ -154,6 +154,8 @@ struct Config
   std::vector<Recipient> recipients;
   Policy defaults;
   std::vector<User> users;
+  // `notify:` targets (exec or http; recipients unused): the events of docs/notifications.md.
+  std::vector<Sink> notify;
 
   [[nodiscard]] const Controller* find_controller(const std::string& name) const;
   [[nodiscard]] const Recipient* find_recipient(const std::string& name) const;

@@ -690,8 +690,10 @@ constexpr std::array<SinkKind, 3> k_sink_kinds = { {
   { "http", SinkType::http, k_http_sink_keys, "url" },
 } };
 
+// One of a user's sinks, or with `notify` one notify: target (exec or http, no recipients).
 void
-sink(Load& l, UserDraft& u, std::size_t i, const YamlNode& item, const KeyPath& base)
+sink(Load& l, std::vector<Sink>& out, std::size_t i, const YamlNode& item, const KeyPath& base,
+     bool notify = false)
 {
   const KeyPath sp = base.at(i);
   l.r.visit();
@@ -701,10 +703,13 @@ sink(Load& l, UserDraft& u, std::size_t i, const YamlNode& item, const KeyPath& 
   }
   const YamlNode type_node = item["type"];
   if (!type_node) {
-    l.r.error(item, sp, "expected key type (file | exec | http), found none");
+    l.r.error(item, sp,
+              notify ? "expected key type (exec | http), found none"
+                     : "expected key type (file | exec | http), found none");
     return;
   }
-  const auto type = l.r.choice(type_node, sp.child("type"), { "file", "exec", "http" });
+  const auto type = notify ? l.r.choice(type_node, sp.child("type"), { "exec", "http" })
+                           : l.r.choice(type_node, sp.child("type"), { "file", "exec", "http" });
   if (!type) {
     return;
   }
@@ -733,10 +738,13 @@ sink(Load& l, UserDraft& u, std::size_t i, const YamlNode& item, const KeyPath& 
                             it->second.first, it->second.second));
     }
   }
-  if (!item["recipients"]) {
+  if (notify && item["recipients"]) {
+    l.r.error(item["recipients"], sp.child("recipients"),
+              "expected no recipients: a notification is no envelope");
+  } else if (!notify && !item["recipients"]) {
     l.r.error(item, sp, "expected key recipients, found none");
   }
-  u.sinks.push_back(static_cast<Sink&&>(s));
+  out.push_back(static_cast<Sink&&>(s));
 }
 
 // ---- users: ---------------------------------------------------------------------
@@ -779,7 +787,7 @@ user_sinks(Load& l, UserDraft& u, const YamlNode& node, const KeyPath& base)
 {
   u.sinks_seen = true;
   const bool ok = l.r.sequence(
-    node, base, [&](std::size_t i, const YamlNode& item) { sink(l, u, i, item, base); });
+    node, base, [&](std::size_t i, const YamlNode& item) { sink(l, u.sinks, i, item, base); });
   if (ok && node.size() == 0) {
     l.r.error(node, base, "expected at least one sink, found none");
   }
@@ -930,7 +938,16 @@ root_signing_key(Load& l, Config& c, const YamlNode& v, const KeyPath& p)
   }
 }
 
-constexpr std::array<KeyOf<Config>, 13> k_root_keys = { {
+// Notification targets are sinks without recipients (docs/notifications.md).
+void
+root_notify(Load& l, Config& c, const YamlNode& node, const KeyPath& base)
+{
+  l.r.sequence(node, base, [&](std::size_t i, const YamlNode& item) {
+    sink(l, c.notify, i, item, base, true);
+  });
+}
+
+constexpr std::array<KeyOf<Config>, 14> k_root_keys = { {
   { "state_dir", ValueType::path, &root_state_dir },
   { "control", ValueType::section, &root_control },
   { "metrics", ValueType::section, &root_metrics },
@@ -945,6 +962,7 @@ constexpr std::array<KeyOf<Config>, 13> k_root_keys = { {
   { "defaults", ValueType::section, &root_defaults },
   { "users", ValueType::list, &root_users },
   { "signing_key", ValueType::path, &root_signing_key },
+  { "notify", ValueType::list, &root_notify },
 } };
 
 // Fills `c` from the root node.

@@ -1,6 +1,7 @@
 #include "service/daemon.hpp"
 
 #include "config/loader.hpp"
+#include "service/observer_tee.hpp"
 #include "service/systemd.hpp"
 #include "util/duration.hpp"
 #include "util/log.hpp"
@@ -150,7 +151,7 @@ Daemon::~Daemon()
 void
 Daemon::on_shutdown(std::function<asio::awaitable<void>()> hook)
 {
-  m_shutdown = std::move(hook);
+  m_shutdown.push_back(std::move(hook));
 }
 
 util::Result<void>
@@ -336,7 +337,10 @@ Daemon::run_pass(std::string lane, PassRequest request)
                    request.force ? ", forced" : "");
   PassResult result;
   try {
-    result = co_await m_rotator->run(request, this);
+    std::vector<rotation::PassObserver*> observers{ this };
+    observers.insert(observers.end(), m_observers.begin(), m_observers.end());
+    ObserverTee tee(std::move(observers));
+    result = co_await m_rotator->run(request, &tee);
   } catch (const std::exception& e) {
     result.errors.push_back(fmt::format("controller {}: pass failed: {}", lane, e.what()));
   }
@@ -613,8 +617,8 @@ Daemon::maybe_exit()
   asio::co_spawn(
     m_io,
     [this]() -> asio::awaitable<void> {
-      if (m_shutdown) {
-        co_await m_shutdown();
+      for (const auto& hook : m_shutdown) {
+        co_await hook();
       }
       util::log::info("stopped");
       if (m_signals) {
@@ -661,6 +665,9 @@ Daemon::reload()
   r->timer.cancel();
   m_last_reload = v;
   m_last_reload_at = m_clock.now();
+  for (const auto& hook : m_reload_hooks) {
+    hook(v, m_config);
+  }
   systemd::ready(status_line());
   co_return v;
 }

@@ -27,6 +27,15 @@
 // signals, reload, systemd notify and watchdog, and the control socket's backend.
 namespace service {
 
+// What a reload ended in: the `reload` answer.
+struct ReloadVerdict
+{
+  bool ok = false;
+  std::vector<std::string> errors; // file:line:col: … per line
+  std::vector<std::string> added, removed;
+  std::size_t slots = 0;
+};
+
 struct DaemonOptions
 {
   std::shared_ptr<const config::Config> config;
@@ -37,15 +46,6 @@ struct DaemonOptions
   // Loads the config on reload (off the io thread); default config::load.
   std::function<util::Result<config::Config>(const std::string&)> load;
   bool handle_signals = true;
-};
-
-// What a reload ended in: the `reload` answer.
-struct ReloadVerdict
-{
-  bool ok = false;
-  std::vector<std::string> errors; // file:line:col: … per line
-  std::vector<std::string> added, removed;
-  std::size_t slots = 0;
 };
 
 class Daemon
@@ -62,8 +62,26 @@ public:
   // scheduler, the signals and the watchdog. Errors: the engine could not be made.
   util::Result<void> start();
 
-  // Called before the process exits (stop the control socket and the metrics listener).
+  // Called before the process exits (stop the control socket and the metrics listener);
+  // each hook added runs, in order.
   void on_shutdown(std::function<boost::asio::awaitable<void>()> hook);
+
+  // Also told of every pass, after the daemon itself (metrics, notifications). The
+  // observer must outlive the daemon's passes.
+  void add_observer(rotation::PassObserver* observer) { m_observers.push_back(observer); }
+  // Told each reload's verdict with the config that runs afterwards (the new one when ok).
+  using ReloadHook =
+    std::function<void(const ReloadVerdict&, const std::shared_ptr<const config::Config>&)>;
+  void on_reload(ReloadHook hook) { m_reload_hooks.push_back(std::move(hook)); }
+  // Each configured slot with its next due time (the engine's rule), read now.
+  // Errors: called before start() made the engine.
+  util::Result<std::vector<SlotDue>> due(Time now)
+  {
+    if (!m_rotator) {
+      return util::make_error("internal", "the engine is not made yet");
+    }
+    return m_rotator->due(now);
+  }
 
   // Operations (signals and the control socket).
   void stop();
@@ -119,7 +137,9 @@ private:
   boost::asio::steady_timer m_watchdog;
   std::optional<boost::asio::signal_set> m_signals;
   boost::asio::thread_pool m_pool{ 1 }; // config parses on reload
-  std::function<boost::asio::awaitable<void>()> m_shutdown;
+  std::vector<std::function<boost::asio::awaitable<void>()>> m_shutdown;
+  std::vector<rotation::PassObserver*> m_observers;
+  std::vector<ReloadHook> m_reload_hooks;
 
   // Scheduler state.
   std::vector<SlotDue> m_table;

@@ -125,6 +125,8 @@ public:
   util::Result<std::optional<Token>> token_by_seq(Seq seq);
   // A slot's tokens that are not revoked, newest first.
   util::Result<std::vector<Token>> live_tokens(SlotId slot);
+  // Every slot's current token, in slot id order: one query for the metrics of all slots.
+  util::Result<std::vector<Token>> current_tokens();
 
   // Tokens to revoke at `now`: previous past retire_at, previous or pending past the
   // daemon deadline (pending only of closed attempts), and pending of failed attempts.

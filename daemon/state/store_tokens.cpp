@@ -43,6 +43,16 @@ Store::live_tokens(SlotId slot)
   return read_all<Token>(*st, read_token);
 }
 
+util::Result<std::vector<Token>>
+Store::current_tokens()
+{
+  auto st = m_db->prepare(TOKEN_SELECT "WHERE t.role = 'current' ORDER BY t.slot_id");
+  if (!st) {
+    return st.error();
+  }
+  return read_all<Token>(*st, read_token);
+}
+
 util::Result<std::vector<PruneCandidate>>
 Store::tokens_to_prune(Time now)
 {

@@ -139,7 +139,7 @@ TEST_SUITE("config::load")
     CHECK(errors_of(f, std::string(k_base) + "prune_intervall: 5m\n") ==
           "c.yaml:14:1: prune_intervall: expected a known key (state_dir, control, metrics, log, "
           "prune_interval, catch_up_spread, audit_retention, retry, controllers, recipients, "
-          "defaults, users, signing_key), found unknown key \"prune_intervall\"");
+          "defaults, users, signing_key, notify), found unknown key \"prune_intervall\"");
     CHECK(errors_of(f, replace(k_base, "    admin_user:", "    urll: x\n    admin_user:")) ==
           "c.yaml:5:5: controllers[0].urll: expected a known key (name, url, admin_user, "
           "admin_token_file, ca_file, timeout, max_concurrent, batch_size, insecure_http), found "
@@ -278,6 +278,37 @@ recipients:
                                "      - {type: exec, command: [], recipients: [deploy]}\n")) ==
           "c.yaml:13:31: users[0].sinks[0].command: expected a command with at least the program, "
           "found an empty list");
+  }
+
+  TEST_CASE("notify targets are exec or http sinks without recipients")
+  {
+    Files f;
+    auto ok = config::load_from_string(
+      f.sub(std::string(k_base) +
+            "notify:\n"
+            "  - {type: http, url: 'http://127.0.0.1:9/hook', method: POST, timeout: 5s,\n"
+            "     headers: {Authorization: \"Bearer ${file:@DIR@/http-token}\"}}\n"
+            "  - {type: exec, command: [@DIR@/hook]}\n"),
+      "c.yaml");
+    REQUIRE_MESSAGE(ok.has_value(), (ok ? "" : ok.error().message));
+    REQUIRE(ok->notify.size() == 2);
+    CHECK(ok->notify[0].type == config::SinkType::http);
+    CHECK(ok->notify[0].method == "POST");
+    CHECK(ok->notify[0].timeout == std::chrono::seconds(5));
+    CHECK(ok->notify[0].recipients.empty());
+    CHECK(ok->notify[1].type == config::SinkType::exec);
+    CHECK(ok->notify[1].command == std::vector<std::string>{ f.dir() + "/hook" });
+    CHECK(errors_of(f, std::string(k_base) + "notify: []\n").empty());
+    CHECK(errors_of(f, std::string(k_base) + "notify:\n  - {type: file, path: /tmp/n}\n") ==
+          "c.yaml:15:12: notify[0].type: expected one of exec | http, found \"file\"");
+    CHECK(
+      errors_of(f, std::string(k_base) +
+                     "notify:\n  - {type: exec, recipients: [deploy], command: [@DIR@/hook]}\n") ==
+      "c.yaml:15:30: notify[0].recipients: expected no recipients: a notification is no "
+      "envelope");
+    CHECK(
+      errors_of(f, std::string(k_base) + "notify:\n  - {type: exec, command: [@DIR@/loose-hook]}\n")
+        .find("notify[0].command[0]") != std::string::npos);
   }
 
   TEST_CASE("http URLs: https anywhere, http only on loopback or with insecure_http")
