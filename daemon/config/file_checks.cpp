@@ -1,5 +1,7 @@
 #include "config/file_checks.hpp"
 
+#include "util/unique_fd.hpp"
+
 #include <fmt/core.h>
 
 #include <cerrno>
@@ -21,48 +23,6 @@ namespace {
 // Secrets and keys are small; a bound keeps a mistaken path (/dev/zero) harmless.
 constexpr std::size_t k_max_secret_bytes = 64 * 1024;
 
-const char*
-kind_of(mode_t mode)
-{
-  if (S_ISREG(mode)) {
-    return "a file";
-  }
-  if (S_ISDIR(mode)) {
-    return "a directory";
-  }
-  if (S_ISFIFO(mode)) {
-    return "a FIFO";
-  }
-  if (S_ISSOCK(mode)) {
-    return "a socket";
-  }
-  if (S_ISCHR(mode) || S_ISBLK(mode)) {
-    return "a device";
-  }
-  return "not a regular file";
-}
-
-class Fd
-{
-public:
-  explicit Fd(int fd)
-    : m_fd(fd)
-  {
-  }
-  ~Fd()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  [[nodiscard]] int get() const { return m_fd; }
-
-private:
-  int m_fd;
-};
-
 // Opens without blocking (a FIFO would wait for a writer forever), fstat()s, requires
 // a regular file and checks it with `check` before reading a byte.
 template<typename Text, typename Check>
@@ -70,7 +30,7 @@ util::Result<Text>
 read_checked(const std::string& path, std::size_t max_bytes, const char* limit, bool say_kind,
              Check&& check)
 {
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  const util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) {
     return util::make_error("io", fmt::format("cannot be read: {}", std::strerror(errno)));
   }
@@ -80,9 +40,9 @@ read_checked(const std::string& path, std::size_t max_bytes, const char* limit, 
     return util::make_error("io", fmt::format("cannot be read: {}", std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode)) {
-    return util::make_error(
-      "io", say_kind ? fmt::format("expected a regular file, found {}", kind_of(st.st_mode))
-                     : std::string("expected a regular file"));
+    return util::make_error("io", say_kind ? fmt::format("expected a regular file, found {}",
+                                                         util::describe_file_type(st.st_mode))
+                                           : std::string("expected a regular file"));
   }
   if (auto r = check(st); !r) {
     return r.error();
@@ -228,7 +188,7 @@ read_secret_file(const std::string& path)
 util::Result<void>
 check_secret_file(const std::string& path)
 {
-  const Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  const util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
   if (fd.get() < 0) {
     return util::make_error("io", fmt::format("cannot be read: {}", std::strerror(errno)));
   }
@@ -332,8 +292,8 @@ check_state_dir(const std::string& path)
     return {}; // created with mode 0700 when the state is first opened
   }
   if (!S_ISDIR(st.st_mode)) {
-    return util::make_error("io",
-                            fmt::format("expected a directory, found {}", kind_of(st.st_mode)));
+    return util::make_error(
+      "io", fmt::format("expected a directory, found {}", util::describe_file_type(st.st_mode)));
   }
   const uid_t me = ::geteuid();
   if (st.st_uid != me) {

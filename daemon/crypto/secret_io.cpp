@@ -1,5 +1,7 @@
 #include "crypto/secret_io.hpp"
 
+#include "util/unique_fd.hpp"
+
 #include <fmt/core.h>
 
 #include <cerrno>
@@ -10,57 +12,23 @@
 
 namespace crypto {
 
-namespace {
-
-std::string_view
-file_type(mode_t mode)
-{
-  if (S_ISDIR(mode)) {
-    return "a directory";
-  }
-  if (S_ISFIFO(mode)) {
-    return "a FIFO";
-  }
-  if (S_ISSOCK(mode)) {
-    return "a socket";
-  }
-  if (S_ISCHR(mode) || S_ISBLK(mode)) {
-    return "a device";
-  }
-  return "not a regular file";
-}
-
-// Closes the descriptor on every path out.
-struct Fd
-{
-  int fd;
-  ~Fd()
-  {
-    if (fd >= 0) {
-      ::close(fd);
-    }
-  }
-};
-
-} // namespace
-
 util::Result<SecretBytes>
 read_secret_file(const std::string& path, const SecretFileRules& rules)
 {
   const std::string where = rules.what.empty() ? path : fmt::format("{} {}", rules.what, path);
   // O_NONBLOCK: opening a FIFO for reading waits for a writer otherwise.
-  const Fd file{ ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) };
-  if (file.fd < 0) {
+  const util::UniqueFd file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (file.get() < 0) {
     return util::make_error("io", fmt::format("{}: cannot open: {}", where, std::strerror(errno)));
   }
   struct stat st
   {};
-  if (::fstat(file.fd, &st) != 0) {
+  if (::fstat(file.get(), &st) != 0) {
     return util::make_error("io", fmt::format("{}: cannot stat: {}", where, std::strerror(errno)));
   }
   if (!S_ISREG(st.st_mode)) {
-    return util::make_error(
-      "io", fmt::format("{}: expected a regular file, found {}", where, file_type(st.st_mode)));
+    return util::make_error("io", fmt::format("{}: expected a regular file, found {}", where,
+                                              util::describe_file_type(st.st_mode)));
   }
   const auto mode = fmt::format("{:04o}", st.st_mode & 07777);
   switch (rules.mode) {
@@ -96,8 +64,8 @@ read_secret_file(const std::string& path, const SecretFileRules& rules)
                                               rules.max_bytes, st.st_size));
   }
   // A regular file never blocks; blocking reads keep read_secret simple.
-  (void)::fcntl(file.fd, F_SETFL, 0);
-  return read_secret(file.fd, rules.max_bytes, where);
+  (void)::fcntl(file.get(), F_SETFL, 0);
+  return read_secret(file.get(), rules.max_bytes, where);
 }
 
 util::Result<SecretBytes>

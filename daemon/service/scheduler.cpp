@@ -1,24 +1,10 @@
 #include "service/scheduler.hpp"
 
+#include "schedule/jitter.hpp"
+
 #include <algorithm>
 
 namespace service {
-
-std::uint64_t
-spread_hash(std::string_view slot)
-{
-  std::uint64_t h = 0xcbf29ce484222325ULL;
-  for (const unsigned char c : slot) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  h ^= h >> 30;
-  h *= 0xbf58476d1ce4e5b9ULL;
-  h ^= h >> 27;
-  h *= 0x94d049bb133111ebULL;
-  h ^= h >> 31;
-  return h;
-}
 
 Time
 run_at(std::string_view slot, Time due, Time epoch, std::chrono::seconds spread,
@@ -28,8 +14,8 @@ run_at(std::string_view slot, Time due, Time epoch, std::chrono::seconds spread,
   if (due < epoch) {
     at = epoch;
     if (spread.count() > 0) {
-      at += std::chrono::seconds(
-        static_cast<std::int64_t>(spread_hash(slot) % static_cast<std::uint64_t>(spread.count())));
+      at += std::chrono::seconds(static_cast<std::int64_t>(
+        schedule::stable_hash(slot) % static_cast<std::uint64_t>(spread.count())));
     }
   }
   if (hold && *hold > at) {

@@ -22,14 +22,11 @@ constexpr std::chrono::seconds k_max_sleep{ 60 };
 // error without backoff): the schedule never spins on a slot that cannot make progress.
 constexpr std::chrono::seconds k_retry_floor{ 60 };
 
-// A stable 64-bit hash of a slot name (FNV-1a 64 + the SplitMix64 finalizer): the same on
-// every machine and restart, so a slot's catch-up point does not move.
-std::uint64_t spread_hash(std::string_view slot);
-
 // When a slot runs. A slot that fell due before `epoch` (the instant the daemon started or
 // noticed a clock jump, i.e. the end of a downtime) runs at a fixed point of
-// [epoch, epoch + spread) chosen by its hash: overdue slots are spread, never a herd.
-// `hold`: not before this instant (k_retry_floor after a pass that left it due).
+// [epoch, epoch + spread) chosen by schedule::stable_hash (the jitter's hash: the same on
+// every machine and restart, so a slot's catch-up point does not move): overdue slots are spread,
+// never a herd. `hold`: not before this instant (k_retry_floor after a pass that left it due).
 Time run_at(std::string_view slot, Time due, Time epoch, std::chrono::seconds spread,
             std::optional<Time> hold = std::nullopt);
 

@@ -1,3 +1,4 @@
+#include "schedule/jitter.hpp"
 #include "service/scheduler.hpp"
 
 #include <doctest/doctest.h>
@@ -57,9 +58,9 @@ TEST_SUITE("service::scheduler")
 
   TEST_CASE("the spread hash is fixed by its definition")
   {
-    CHECK(service::spread_hash("") == service::spread_hash(""));
-    CHECK(service::spread_hash("ci/a") != service::spread_hash("ci/b"));
-    CHECK(service::spread_hash("ci/a") != service::spread_hash("cj/a"));
+    CHECK(schedule::stable_hash("") == schedule::stable_hash(""));
+    CHECK(schedule::stable_hash("ci/a") != schedule::stable_hash("ci/b"));
+    CHECK(schedule::stable_hash("ci/a") != schedule::stable_hash("cj/a"));
   }
 
   TEST_CASE("a hold pushes a slot out, never in")
