@@ -1,5 +1,7 @@
 #include "control/client.hpp"
 
+#include "util/unique_fd.hpp"
+
 #include <fmt/core.h>
 
 #include <cerrno>
@@ -24,27 +26,6 @@ fail(std::string kind, std::string message)
 {
   return util::make_error(std::move(kind), std::move(message));
 }
-
-class Fd
-{
-public:
-  explicit Fd(int fd)
-    : m_fd(fd)
-  {
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  [[nodiscard]] int get() const { return m_fd; }
-
-private:
-  int m_fd;
-};
 
 // Waits for `events` on fd until the deadline; false on timeout.
 // time_point::max() waits forever.
@@ -90,7 +71,7 @@ call(const std::string& socket_path, const Request& request,
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
 
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  util::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd.get() < 0) {
     return fail("io", fmt::format("socket(): {}", std::strerror(errno)));
   }

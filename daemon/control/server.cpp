@@ -1,6 +1,7 @@
 #include "control/server.hpp"
 
 #include "util/log.hpp"
+#include "util/unique_fd.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -50,28 +51,6 @@ errno_text(int e)
   return std::strerror(e);
 }
 
-class Fd
-{
-public:
-  explicit Fd(int fd)
-    : m_fd(fd)
-  {
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd()
-  {
-    if (m_fd >= 0) {
-      ::close(m_fd);
-    }
-  }
-  [[nodiscard]] int get() const { return m_fd; }
-  int release() { return std::exchange(m_fd, -1); }
-
-private:
-  int m_fd;
-};
-
 sockaddr_un
 unix_address(const std::string& path)
 {
@@ -85,7 +64,7 @@ unix_address(const std::string& path)
 util::Result<bool>
 someone_listens(const std::string& path)
 {
-  Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  util::UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (probe.get() < 0) {
     return control_error(fmt::format("control socket: socket(): {}", errno_text(errno)));
   }
@@ -138,7 +117,7 @@ bind_socket(const std::string& path, std::optional<gid_t> group)
     }
     util::log::info("control: replaced the stale socket {} (nobody answered there)", path);
   }
-  Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  util::UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (fd.get() < 0) {
     return control_error(fmt::format("control socket: socket(): {}", errno_text(errno)));
   }

@@ -3,6 +3,7 @@
 #include <string_view>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <utility>
 
 namespace util {
 
@@ -23,6 +24,8 @@ public:
   UniqueFd(const UniqueFd&) = delete;
   UniqueFd& operator=(const UniqueFd&) = delete;
   [[nodiscard]] int get() const { return m_fd; }
+  // Gives the descriptor up: the caller closes it.
+  int release() { return std::exchange(m_fd, -1); }
 
 private:
   int m_fd;
