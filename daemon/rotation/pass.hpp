@@ -43,7 +43,7 @@ enum class FailureKind
   sink_rejected,   // a sink refused the envelope for good
   sink_retryable,  // a sink failed, will be retried
   state,           // the state database refused a write
-  stale_database,  // a token of ours above the database's highest seq
+  stale_database,  // a genuine name of ours that no attempt in the database made
   stopped,         // a stop request came first
   other
 };

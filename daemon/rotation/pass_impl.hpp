@@ -66,9 +66,12 @@ struct Lane
   Controller* controller = nullptr;
   std::optional<jenkins::Variant> variant; // from the probe, once per pass
   std::string probe_error;
-  // A token of ours with a seq above the database's highest: the database is stale
-  // (restored or reset): no pruning, no rotation on this controller.
+  // A genuine name of ours (its MAC holds) that no attempt of this database made: the
+  // database is stale (restored from a backup). `stale` is the first such finding and
+  // stops every revocation on this controller (reconcile's orphans, prune); `stale_slots`
+  // the slots whose tokens gave it away, which alone stop rotating (reconcile.cpp says why).
   std::string stale;
+  std::map<const SlotEntry*, std::string> stale_slots;
   // How far Jenkins' clock runs ahead of ours (never negative): added to the expiry we
   // ask for, so Jenkins never kills a token before the daemon's deadline.
   std::chrono::seconds ahead{ 0 };
@@ -154,6 +157,10 @@ private:
   boost::asio::awaitable<void> reconcile(Lane& lane);
   void reconcile_slot(Lane& lane, SlotEntry& slot, const jenkins::UserTokens& listed,
                       state::Seq highest, std::vector<Revoke>& to_revoke);
+  // A token of another, or one named like ours that our key did not make: only
+  // `prune: all` touches it, once older than lifetime by Jenkins' clock.
+  void foreign_token(Lane& lane, const SlotEntry& slot, const jenkins::TokenInfo& token,
+                     std::vector<Revoke>& to_revoke);
   void note(Lane& lane, const SlotEntry& slot, std::optional<state::Seq> seq,
             std::string_view event, const std::string& text);
 

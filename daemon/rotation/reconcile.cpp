@@ -1,5 +1,6 @@
 // Reconcile: what Jenkins holds against what the state says (DESIGN §2.2 Orphans).
 #include "rotation/pass_impl.hpp"
+#include "rotation/token_name.hpp"
 #include "util/log.hpp"
 
 #include <fmt/core.h>
@@ -10,45 +11,36 @@ namespace rotation::detail {
 
 namespace asio = boost::asio;
 
-namespace {
-
-// A token name of ours: {prefix}{instance}-{seq:06} (DESIGN §2.1).
-struct OurName
-{
-  std::string instance;
-  state::Seq seq = 0;
-};
-
-std::optional<OurName>
-parse_token_name(std::string_view name, std::string_view prefix)
-{
-  if (!name.starts_with(prefix)) {
-    return std::nullopt;
-  }
-  name.remove_prefix(prefix.size());
-  if (name.size() < 8 + 1 + 6 || name.size() > 8 + 1 + 18 || name[8] != '-') {
-    return std::nullopt;
-  }
-  const auto instance = name.substr(0, 8);
-  const auto digits = name.substr(9);
-  const bool hex = std::all_of(instance.begin(), instance.end(), [](char ch) {
-    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
-  });
-  const bool dec =
-    std::all_of(digits.begin(), digits.end(), [](char ch) { return ch >= '0' && ch <= '9'; });
-  if (!hex || !dec) {
-    return std::nullopt;
-  }
-  return OurName{ std::string(instance), std::stoll(std::string(digits)) };
-}
-
-} // namespace
-
 // Compares what Jenkins holds with the state, for every configured slot of the lane:
-// lost mints and orphans of ours are revoked; a seq above the database's highest marks
-// the database stale; tokens of other instances are only reported; a current token
-// revoked out of band makes its slot due at once; with `prune: all` the user's other
-// tokens older than `lifetime` go too.
+// lost mints and orphans of ours are revoked; a genuine name of ours that this database
+// never made marks it stale; tokens of other instances, and names shaped like ours that
+// our key did not make, are only reported; a current token revoked out of band makes its
+// slot due at once; with `prune: all` the user's other tokens older than `lifetime` go too.
+//
+// Which token is ours (DESIGN §1.3, §2.1), in this order:
+//  1. its uuid is in the state: ours, whatever its name (names minted before the MAC
+//     existed stay ours this way);
+//  2. its name is exactly the name of an attempt of this slot that recorded no uuid: a
+//     lost mint or an orphan of ours: revoked. The same name on another slot's token, or
+//     beside the uuid its attempt recorded, is a copy (an attempt mints one token): foreign;
+//  3. its name carries our instance and a MAC our key gives for (controller, user, seq),
+//     but no attempt of ours has that name: a name we made in a history this database
+//     does not have, so the database is stale (restored from a backup);
+//  4. anything else is foreign: our instance with a wrong MAC or none (forged, or a
+//     legacy name this database never made) is reported and changes nothing; only
+//     `prune: all` takes it, as any token of the user's older than lifetime.
+//
+// What a stale database stops, and why no more: rotation stops only for the slots whose
+// tokens gave it away (a new attempt there could take a seq, hence a name, that a live
+// token of the same user already has, and a lost-mint lookup by that name would revoke
+// the token a consumer holds); other slots keep rotating, since their new names cannot
+// collide (the MAC covers the user) and finding stale names does not depend on the seq
+// counter. Every revocation on the controller that rests on the database's view stops
+// (orphans, prune, prune: all; a token this very pass minted and could not deliver is
+// still revoked by its uuid): a restored database's view is old for every slot (an attempt
+// planned before the backup and delivered after it looks like a lost mint), revoking is
+// what cannot be undone, and waiting for the operator only delays clean-up. DESIGN §2.2
+// says the same ("stop pruning that controller").
 asio::awaitable<void>
 Pass::reconcile(Lane& lane)
 {
@@ -99,9 +91,11 @@ Pass::reconcile(Lane& lane)
     commit(lane, tx, "reconcile");
   }
   if (!lane.stale.empty()) {
-    util::log::error("{}", lane.stale);
-    lane.errors.push_back(lane.stale);
-    co_return;
+    for (const auto& [slot, message] : lane.stale_slots) {
+      util::log::error("{}", message);
+      lane.errors.push_back(message);
+    }
+    co_return; // no revocation on a stale database
   }
   if (m_dry_run) {
     co_return;
@@ -130,6 +124,21 @@ Pass::note(Lane& lane, const SlotEntry& s, std::optional<state::Seq> seq, std::s
 }
 
 void
+Pass::foreign_token(Lane& lane, const SlotEntry& s, const jenkins::TokenInfo& t,
+                    std::vector<Revoke>& to_revoke)
+{
+  const auto& policy = s.user->policy;
+  const bool old = t.created_ms &&
+                   lane.jenkins_now_ms - *t.created_ms >
+                     std::chrono::duration_cast<std::chrono::milliseconds>(policy.lifetime).count();
+  if (policy.prune == config::PrunePolicy::all && old && !t.legacy) {
+    to_revoke.push_back({ s.user->user, t.uuid, RevokeReason::foreign_pruned });
+    note(lane, s, std::nullopt, "prune_all",
+         fmt::format("revoke \"{}\" (prune: all, older than lifetime)", t.name));
+  }
+}
+
+void
 Pass::reconcile_slot(Lane& lane, SlotEntry& s, const jenkins::UserTokens& listed,
                      state::Seq highest, std::vector<Revoke>& to_revoke)
 {
@@ -139,23 +148,14 @@ Pass::reconcile_slot(Lane& lane, SlotEntry& s, const jenkins::UserTokens& listed
   // A slot the state does not know yet (a preview before the first pass) has no token.
   const auto row = slot_row(s).value_or(state::Slot{});
   const auto& policy = s.user->policy;
+  const auto user_key = config::fold_user_id(s.user->user);
   std::set<std::string> in_jenkins;
   for (const auto& t : listed.tokens) {
     in_jenkins.insert(t.uuid);
     lane.live[t.uuid] = t;
     const auto ours = parse_token_name(t.name, policy.token_prefix);
     if (!ours) {
-      // Someone else's token: only `prune: all` touches it, once older than lifetime
-      // by Jenkins' own clock.
-      const bool old =
-        t.created_ms &&
-        lane.jenkins_now_ms - *t.created_ms >
-          std::chrono::duration_cast<std::chrono::milliseconds>(policy.lifetime).count();
-      if (policy.prune == config::PrunePolicy::all && old && !t.legacy) {
-        to_revoke.push_back({ s.user->user, t.uuid, RevokeReason::foreign_pruned });
-        note(lane, s, std::nullopt, "prune_all",
-             fmt::format("revoke \"{}\" (prune: all, older than lifetime)", t.name));
-      }
+      foreign_token(lane, s, t, to_revoke); // someone else's token
       continue;
     }
     if (ours->instance != store().instance_id()) {
@@ -165,14 +165,6 @@ Pass::reconcile_slot(Lane& lane, SlotEntry& s, const jenkins::UserTokens& listed
         lane.preview.push_back(fmt::format("{}: keep \"{}\" (another instance, {})", s.slot_name,
                                            t.name, ours->instance));
       }
-      continue;
-    }
-    if (ours->seq > highest) {
-      lane.stale = fmt::format(
-        "controller {}: token \"{}\" of {} has seq {} but this state database has only reached "
-        "{}: the database is stale (restored from a backup or reset?); pruning and rotation on "
-        "this controller are stopped until an operator resolves it",
-        lane.name(), t.name, s.user->user, ours->seq, highest);
       continue;
     }
     auto known = store().token(t.uuid);
@@ -200,11 +192,45 @@ Pass::reconcile_slot(Lane& lane, SlotEntry& s, const jenkins::UserTokens& listed
       }
       continue;
     }
-    // Our name and instance, but a uuid the state never recorded: a lost mint or an
-    // orphan (DESIGN §2.2). Its attempt is closed (open ones were settled by resume).
-    to_revoke.push_back({ s.user->user, t.uuid, RevokeReason::orphan });
-    note(lane, s, ours->seq, "orphan",
-         fmt::format("revoke \"{}\" (ours, not in the state)", t.name));
+    // Our instance, a uuid the state never recorded: ours only by name (see above).
+    const auto attempt = store().attempt_named(t.name);
+    if (!attempt) {
+      check(lane, attempt.error(), "attempt by name");
+      continue;
+    }
+    if (*attempt && s.id && (*attempt)->slot == *s.id && !(*attempt)->token_uuid) {
+      // A lost mint or an orphan (DESIGN §2.2). Its attempt is closed (open ones were
+      // settled by resume).
+      to_revoke.push_back({ s.user->user, t.uuid, RevokeReason::orphan });
+      note(lane, s, ours->seq, "orphan",
+           fmt::format("revoke \"{}\" (ours, not in the state)", t.name));
+      continue;
+    }
+    if (!*attempt && genuine_token_name(*ours, store().name_key(), s.user->controller, user_key)) {
+      const auto message = fmt::format(
+        "controller {}: token \"{}\" of {} carries this database's instance and a valid name MAC "
+        "(seq {}), but no attempt here made it (the highest seq is {}): the database is stale "
+        "(restored from a backup?); revoking on this controller and rotating {} are stopped "
+        "until an operator resolves it",
+        lane.name(), t.name, s.user->user, ours->seq, highest, s.slot_name);
+      if (lane.stale.empty()) {
+        lane.stale = message;
+      }
+      lane.stale_slots.emplace(&s, message);
+      continue;
+    }
+    // Shaped like ours, but not ours: a copy of one of our names, a wrong or missing MAC.
+    const char* why = *attempt    ? "copies the name of another token of ours"
+                      : ours->mac ? "carries a name MAC our key did not make"
+                                  : "has a name without MAC that no attempt here made";
+    util::log::warning("{}: token \"{}\" is named like ours but {}: not ours (forged?); left to "
+                       "its owner",
+                       s.slot_name, t.name, why);
+    if (m_dry_run) {
+      lane.preview.push_back(
+        fmt::format("{}: keep \"{}\" (named like ours, but {})", s.slot_name, t.name, why));
+    }
+    foreign_token(lane, s, t, to_revoke);
   }
   if (row.current_uuid && in_jenkins.count(*row.current_uuid) == 0) {
     util::log::warning("{}: the current token is gone from Jenkins (revoked out of band?): "

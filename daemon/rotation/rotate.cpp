@@ -2,6 +2,7 @@
 // (DESIGN §2.2), then delivery.cpp delivers and commits.
 #include "rotation/engine.hpp"
 #include "rotation/pass_impl.hpp"
+#include "rotation/token_name.hpp"
 #include "schedule/schedule.hpp"
 #include "util/crash_point.hpp"
 #include "util/log.hpp"
@@ -56,9 +57,22 @@ Pass::rotate(Lane& lane)
       report(lane, w->report);
     }
   };
-  if (!lane.stale.empty()) {
-    refuse(FailureKind::stale_database, lane.stale);
-    co_return;
+  // A stale database stops rotation only for the slots whose tokens gave it away
+  // (reconcile.cpp says why); the others rotate, their old tokens retire when it is resolved.
+  if (!lane.stale_slots.empty()) {
+    std::vector<Work*> go;
+    for (auto* w : due) {
+      if (const auto it = lane.stale_slots.find(w->slot); it != lane.stale_slots.end()) {
+        w->mark(SlotResult::error, FailureKind::stale_database, it->second);
+        report(lane, w->report);
+      } else {
+        go.push_back(w);
+      }
+    }
+    due = std::move(go);
+    if (due.empty()) {
+      co_return;
+    }
   }
   if (!co_await ensure_probed(lane)) {
     refuse(FailureKind::network, lane.probe_error);
@@ -96,8 +110,14 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
         co_return;
       }
       w->seq = *seq;
-      w->name =
-        fmt::format("{}{}-{:06}", w->slot->user->policy.token_prefix, store().instance_id(), *seq);
+      auto name = make_token_name(w->slot->user->policy.token_prefix, store().instance_id(),
+                                  store().name_key(), w->slot->user->controller,
+                                  config::fold_user_id(w->slot->user->user), *seq);
+      if (!name) {
+        check(lane, name.error(), "token name");
+        co_return;
+      }
+      w->name = std::move(*name);
       w->report.new_token = w->name;
       w->report.result = SlotResult::error;
       if (!check(lane, store().create_attempt(w->seq, *w->slot->id, w->name, t), "plan")) {

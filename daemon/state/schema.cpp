@@ -118,8 +118,18 @@ CREATE INDEX attempts_by_state ON attempts (state);
 CREATE INDEX audit_by_time ON audit (time);
 )sql";
 
+// Version 3: the key that makes our token names unforgeable (DESIGN §2.1): a MAC under it
+// is appended to every name we mint, so a name that merely parses (anyone can name a
+// token of their own so) is never taken for ours. Store::open fills it with 32 random
+// bytes (64 lowercase hex) in the same transaction as this migration. It lives here, not in a file
+// beside the database, so it travels with every backup: a restored old database still recognises
+// the names its own key made later and knows it is stale.
+constexpr const char* k_v3 = R"sql(
+ALTER TABLE instance ADD COLUMN name_key TEXT CHECK (name_key IS NULL OR length(name_key) = 64);
+)sql";
+
 // k_steps[i] takes the schema from version i to i + 1.
-constexpr std::array<const char*, k_version> k_steps{ k_v1, k_v2 };
+constexpr std::array<const char*, k_version> k_steps{ k_v1, k_v2, k_v3 };
 
 } // namespace
 

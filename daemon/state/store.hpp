@@ -46,6 +46,11 @@ public:
   Store& operator=(Store&&) noexcept;
 
   [[nodiscard]] const std::string& instance_id() const { return m_instance_id; }
+  // The key of our token names' MAC (DESIGN §2.1), 32 random bytes as 64 lowercase hex,
+  // made once with the database (or its migration to schema v3) and kept in it, so a
+  // backup carries it. Not a token, but never log, audit or show it: whoever holds it can
+  // forge names that make the daemon think its database is stale.
+  [[nodiscard]] const std::string& name_key() const { return m_name_key; }
   [[nodiscard]] const std::string& path() const { return m_path; }
 
   // A write transaction for one batch step; uncommitted work rolls back when it is dropped.
@@ -110,6 +115,8 @@ public:
   util::Result<void> abandon_attempt(Seq seq, std::string_view outcome, Time now);
 
   util::Result<std::optional<Attempt>> attempt(Seq seq);
+  // The attempt that named its token `token_name` (names are unique), if any.
+  util::Result<std::optional<Attempt>> attempt_named(std::string_view token_name);
   util::Result<std::vector<Attempt>> attempts_in_state(AttemptState state);
   // Attempts a restart must resume (planned, minted, verified, delivering), oldest first.
   util::Result<std::vector<Attempt>> open_attempts();
@@ -150,7 +157,7 @@ public:
   util::Result<std::int64_t> trim_audit(Time older_than);
 
 private:
-  Store(DirLock lock, std::unique_ptr<Database> db, std::string instance_id,
+  Store(DirLock lock, std::unique_ptr<Database> db, std::string instance_id, std::string name_key,
         EnvelopeCheck check_envelope);
 
   util::Result<Attempt> expect_state(Seq seq, std::initializer_list<AttemptState> allowed,
@@ -162,6 +169,7 @@ private:
   std::unique_ptr<Database> m_db;
   std::string m_path;
   std::string m_instance_id;
+  std::string m_name_key; // wiped by the destructor
   EnvelopeCheck m_check_envelope;
 };
 

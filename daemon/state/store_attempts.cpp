@@ -320,6 +320,17 @@ Store::attempt(Seq seq)
   return read_one<Attempt>(*st, read_attempt);
 }
 
+util::Result<std::optional<Attempt>>
+Store::attempt_named(std::string_view token_name)
+{
+  auto st = m_db->prepare(ATTEMPT_SELECT "WHERE a.token_name = ?1");
+  if (!st) {
+    return st.error();
+  }
+  st->bind_all(token_name);
+  return read_one<Attempt>(*st, read_attempt);
+}
+
 util::Result<std::vector<Attempt>>
 Store::attempts_in_state(AttemptState state)
 {

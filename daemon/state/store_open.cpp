@@ -195,22 +195,38 @@ backup(Database& db, const std::string& dir, int version)
   return target;
 }
 
+// `n` random bytes from the kernel, as lowercase hex.
 util::Result<std::string>
-make_instance_id()
+random_hex(std::size_t n)
 {
-  std::array<unsigned char, 4> bytes{};
+  std::array<unsigned char, 32> bytes{};
+  if (n > bytes.size()) {
+    return util::make_error("io", "random_hex: too many bytes");
+  }
   std::size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t n = ::getrandom(bytes.data() + got, bytes.size() - got, 0);
-    if (n < 0) {
+  while (got < n) {
+    const ssize_t r = ::getrandom(bytes.data() + got, n - got, 0);
+    if (r < 0) {
       if (errno == EINTR) {
         continue;
       }
       return util::make_error("io", fmt::format("getrandom: {}", std::strerror(errno)));
     }
-    got += static_cast<std::size_t>(n);
+    got += static_cast<std::size_t>(r);
   }
-  return fmt::format("{:02x}{:02x}{:02x}{:02x}", bytes[0], bytes[1], bytes[2], bytes[3]);
+  std::string out;
+  out.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out += fmt::format("{:02x}", bytes[i]);
+  }
+  ::explicit_bzero(bytes.data(), bytes.size());
+  return out;
+}
+
+util::Result<std::string>
+make_instance_id()
+{
+  return random_hex(4);
 }
 
 bool
@@ -219,21 +235,31 @@ is_instance_id(std::string_view id)
   return id.size() == 8 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
+bool
+is_name_key(std::string_view key)
+{
+  return key.size() == 64 && key.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
 } // namespace
 
 // --- Opening ----------------------------------------------------------------------------
 
 Store::Store(DirLock lock, std::unique_ptr<Database> db, std::string instance_id,
-             EnvelopeCheck check_envelope)
+             std::string name_key, EnvelopeCheck check_envelope)
   : m_lock(std::move(lock))
   , m_db(std::move(db))
   , m_path(m_db->path())
   , m_instance_id(std::move(instance_id))
+  , m_name_key(std::move(name_key))
   , m_check_envelope(std::move(check_envelope))
 {
 }
 
-Store::~Store() = default;
+Store::~Store()
+{
+  ::explicit_bzero(m_name_key.data(), m_name_key.size());
+}
 Store::Store(Store&&) noexcept = default;
 Store& Store::operator=(Store&&) noexcept = default;
 
@@ -330,12 +356,28 @@ Store::open(const std::string& state_dir, EnvelopeCheck check_envelope)
                              fmt::format("schema version {} -> {}, copy kept at {}", *version,
                                          schema::k_version, copy)));
     }
+    if (*version < 3) {
+      // The token name key (schema v3), made once: never logged, never audited.
+      auto key = random_hex(32);
+      if (!key) {
+        return key.error();
+      }
+      auto set = db->prepare("UPDATE instance SET name_key = ?1 WHERE id = 1 AND name_key IS NULL");
+      if (!set) {
+        return set.error();
+      }
+      set->bind_all(*key);
+      const auto ran = set->run();
+      ::explicit_bzero(key->data(), key->size());
+      STATE_TRY(ran);
+    }
     STATE_TRY(tx->commit());
   }
 
   std::string instance_id;
+  std::string name_key;
   {
-    auto sel = db->prepare("SELECT instance_id FROM instance WHERE id = 1");
+    auto sel = db->prepare("SELECT instance_id, name_key FROM instance WHERE id = 1");
     if (!sel) {
       return sel.error();
     }
@@ -345,12 +387,18 @@ Store::open(const std::string& state_dir, EnvelopeCheck check_envelope)
     }
     if (*row) {
       instance_id = sel->text(0);
+      name_key = sel->optional_text(1).value_or(std::string());
     }
   }
   if (!is_instance_id(instance_id)) {
     return corrupt(path, "no valid instance id");
   }
-  return Store(std::move(*lock), std::move(db), std::move(instance_id), std::move(check_envelope));
+  if (!is_name_key(name_key)) {
+    ::explicit_bzero(name_key.data(), name_key.size());
+    return corrupt(path, "no valid token name key");
+  }
+  return Store(std::move(*lock), std::move(db), std::move(instance_id), std::move(name_key),
+               std::move(check_envelope));
 }
 
 util::Result<Transaction>

@@ -1,8 +1,10 @@
-"""Planted tokens (issue 10, DESIGN §1.3, §2.2 "Orphans", "Prune"): a token named like ours
-from another instance survives and is reported; one with our instance id and a seq above
-the database's highest stops pruning with a clear error; a hand-made token survives
-`prune: managed` and goes under `prune: all` once older than `lifetime`.
+"""Planted tokens (issue 10, issue 19 #2, DESIGN §1.3, §2.1, §2.2 "Orphans", "Prune"): a token
+named like ours from another instance survives and is reported; names a service user forges
+(our instance and a high seq, a made-up MAC, a copy of its own token's name) are reported and
+change nothing; a restored old database stops pruning with a clear error; a hand-made token
+survives `prune: managed` and goes under `prune: all` once older than `lifetime`.
 """
+import os
 import time
 import unittest
 
@@ -32,45 +34,93 @@ class PlantedTokensTest(RigTest):
         self.assertIn(planted, p.stdout + p.stderr)
         rig.check_invariants(self)
 
-    def test_a_seq_above_the_databases_highest_stops_pruning_with_a_clear_error(self):
-        rig = self.rig("pstale", grace="3s")
+    def test_forged_names_of_ours_change_nothing(self):
+        # Issue 19 #2: svc-a, holding its own token (it is the consumer), names tokens like
+        # ours with a high seq. They are reported and left alone; every slot of the
+        # controller keeps rotating and pruning.
+        rig = self.rig("pforge", grace="3s")
         r = rig.once()
         self.assertEqual(r.returncode, 0, rig.log())
         r = rig.once("--force")
         self.assertEqual(r.returncode, 0, rig.log())
-        # The first pass's tokens are `previous` now, retiring in 3 s.
-        previous = rig.query("SELECT a.token_name FROM tokens t JOIN attempts a ON a.seq = t.seq "
-                             "WHERE t.role = 'previous'")
+        previous = [n for (n,) in rig.query(
+            "SELECT a.token_name FROM tokens t JOIN attempts a ON a.seq = t.seq "
+            "WHERE t.role = 'previous'")]
         self.assertEqual(len(previous), 2, rig.log())
-        highest = rig.query("SELECT last_seq FROM instance")[0][0]
-        planted = "rotator-%s-%06d" % (rig.instance_id(), highest + 500)
-        u = rig.users[0]
-        rig.plant(u, planted)
-        time.sleep(3.5)  # past retire_at: only the stale guard keeps them now
+        attacker = rig.users[0]
+        _, token = rig.open_envelope(os.path.join(rig.out, attacker + ".json"))
+        current = rig.query("SELECT a.token_name FROM tokens t JOIN attempts a ON a.seq = t.seq "
+                            "JOIN slots s ON s.id = t.slot_id WHERE t.role = 'current' AND "
+                            "s.user_display = ?", attacker)[0][0]
+        forged = ["%s%06d" % (rig.prefix(), 999999),
+                  "%s%06d-0123456789abcdef" % (rig.prefix(), 999999),
+                  current]  # a copy of its own current token's name
+        uuids = [rig.token_as_user(attacker, token, n) for n in forged]
+        time.sleep(3.5)  # past retire_at: the previous tokens are due for pruning
 
-        r = rig.once()
-        self.assertNotEqual(r.returncode, 0, rig.log())
+        since = len(self.emu.events())
+        r = rig.once("--force")
         out = r.stdout + r.stderr
-        self.assertIn("stale", out)
-        self.assertIn(planted, out, "the error must name the token that gave it away")
+        self.assertEqual(r.returncode, 0, rig.log())
+        self.assertNotIn("stale", out)
+        for name in forged[:2]:
+            self.assertIn(name, out, "the forged token must be reported")
+        self.assertIn("named like ours", out)
+        created = [e for e in self.emu.events()[since:] if e["event"] == "token_created"]
+        self.assertEqual(sorted(e["user"] for e in created), sorted(rig.users),
+                         "every slot of the controller rotates")
+        revoked = {e["uuid"] for e in self.emu.events()[since:] if e["event"] == "token_revoked"}
+        for uuid in uuids:
+            self.assertNotIn(uuid, revoked, "a forged token was revoked (prune: managed)")
         live = self.names(rig, rig.users[0]) | self.names(rig, rig.users[1])
-        for (name,) in previous:
-            self.assertIn(name, live, "a stale database must not prune (%s went)" % name)
-        self.assertIn(planted, live, "the unknown token of ours is left for the operator")
+        for name in previous:
+            self.assertNotIn(name, live, "pruning stopped: %s is still there" % name)
+        for name in forged:
+            self.assertIn(name, self.names(rig, attacker))
         p = rig.run("plan", "--connect")
-        self.assertIn("stale", p.stdout + p.stderr)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        self.assertIn(forged[0], p.stdout + p.stderr)
+        rig.check_invariants(self)
 
-        # The operator removes the token: pruning resumes.
-        status, body = self.emu.script(
-            'def p = User.getById("%s", false).getProperty(jenkins.security.ApiTokenProperty)\n'
-            'p.tokenList.findAll { it.name == "%s" }.each { p.revokeToken(it.uuid) }' % (u, planted))
-        self.assertEqual(status, 200, body)
+    def test_a_restored_old_database_stops_pruning_and_the_slots_it_cannot_account_for(self):
+        # A real restore: the backup predates tokens its own key named. Pruning on the
+        # controller stops and the slots whose tokens give it away stop rotating; the
+        # tokens the sinks hold stay alive; a slot untouched since the backup rotates.
+        rig = self.rig("pstale", n=3, grace="3s")
+        moved, kept = rig.users[:2], rig.users[2]
         r = rig.once()
         self.assertEqual(r.returncode, 0, rig.log())
-        live = self.names(rig, rig.users[0]) | self.names(rig, rig.users[1])
-        for (name,) in previous:
-            self.assertNotIn(name, live)
-        rig.check_invariants(self)
+        r = rig.once(*moved)
+        self.assertEqual(r.returncode, 0, rig.log())
+        backup = os.path.join(rig.dir, "state-backup.db")
+        rig.backup_state(backup)
+        time.sleep(3.5)
+        r = rig.once(*moved)  # after the backup: new tokens the backup does not know
+        self.assertEqual(r.returncode, 0, rig.log())
+        held = {}
+        for u in moved:
+            env, token = rig.open_envelope(os.path.join(rig.out, u + ".json"))
+            held[u] = (env["token_name"], token)
+        rig.restore_state(backup)
+        time.sleep(3.5)  # the restored database's previous tokens are past retire_at
+
+        since = len(self.emu.events())
+        r = rig.once("--force")
+        out = r.stdout + r.stderr
+        self.assertNotEqual(r.returncode, 0, rig.log())
+        self.assertIn("stale", out)
+        for u in moved:
+            self.assertIn(held[u][0], out, "the error must name the token that gave it away")
+        revoked = [e for e in self.emu.events()[since:] if e["event"] == "token_revoked"]
+        self.assertEqual(revoked, [], "a stale database must not revoke anything\n" + rig.log())
+        created = [e["user"] for e in self.emu.events()[since:] if e["event"] == "token_created"]
+        self.assertEqual(created, [kept], "only the slot the backup still accounts for rotates")
+        for u in moved:
+            name, token = held[u]
+            self.assertIn(name, self.names(rig, u))
+            self.assertEqual(rig.whoami(u, token), (200, u), "the token a sink holds must live")
+        p = rig.run("plan", "--connect")
+        self.assertIn("stale", p.stdout + p.stderr)
 
     def test_a_hand_made_token_survives_managed_and_goes_under_all_once_older_than_lifetime(self):
         rig = self.rig("pall", user_extra={"pall-0": "prune: managed", "pall-1": "prune: all"})

@@ -159,6 +159,7 @@ class Rig:
         self.held = {}  # uuid -> user, for every token a sink was seen holding
         self.file_times = {}  # uuid -> mtime of the file sink when first seen holding it
         self.revoked_by_test = set()  # uuids a test revoked in Jenkins itself
+        self.not_ours = set()  # uuids a test made in Jenkins (named like ours or not)
 
     def cleanup(self):
         self.tmp.cleanup()
@@ -279,8 +280,41 @@ class Rig:
             'def t = p.%s\nprintln "UUID=" + t.tokenUuid' % (user, call))
         for line in body.splitlines():
             if line.startswith("UUID="):
+                self.not_ours.add(line[5:])
                 return line[5:]
         raise AssertionError("planting %s failed: %d %s" % (name, status, body))
+
+    def token_as_user(self, user, token, name):
+        """Makes a token as ``user`` itself through REST, authenticated by its own API token
+        ``token`` (what a consumer holds): the attacker of issue 19 #2. Returns its uuid."""
+        r = self.emu.post("/user/%s/descriptorByName/jenkins.security.ApiTokenProperty/"
+                          "generateNewToken" % user, {"newTokenName": name}, auth=(user, token))
+        if r.status != 200:
+            raise AssertionError("%s making %s: HTTP %d %s" % (user, name, r.status, r.text))
+        uuid = r.json()["data"]["tokenUuid"]
+        self.not_ours.add(uuid)
+        return uuid
+
+    def backup_state(self, path):
+        """A consistent copy of state.db (SQLite's backup API), as an operator's backup."""
+        src = sqlite3.connect(os.path.join(self.state_dir, "state.db"))
+        dst = sqlite3.connect(path)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+            src.close()
+
+    def restore_state(self, path):
+        """Puts a backup made by backup_state back in place (no daemon may run)."""
+        db = os.path.join(self.state_dir, "state.db")
+        for suffix in ("-wal", "-shm"):
+            if os.path.exists(db + suffix):
+                os.unlink(db + suffix)
+        with open(path, "rb") as f, open(db + ".tmp", "wb") as g:
+            g.write(f.read())
+        os.chmod(db + ".tmp", 0o600)
+        os.replace(db + ".tmp", db)
 
     def revoke_in_jenkins(self, user, uuid):
         """Revokes a token behind the daemon's back, as an admin would in the web UI."""
@@ -325,7 +359,7 @@ class Rig:
                                  "%s: the token in %s does not authenticate" % (u, path))
             # Every live token of ours is accounted for by the state database.
             for t in self.jenkins_tokens(u):
-                if not t["name"].startswith(prefix):
+                if not t["name"].startswith(prefix) or t["uuid"] in self.not_ours:
                     continue
                 row = self.query("SELECT t.role, t.retire_at, a.state FROM tokens t JOIN attempts a "
                                  "ON a.seq = t.seq WHERE t.uuid = ?", t["uuid"])

@@ -1,6 +1,8 @@
 // The engine's state machine (DESIGN §2.2) in-process: FakeJenkins, real files, a
 // hand-driven clock.
+#include "config/config.hpp"
 #include "rotation/engine_rig.hpp"
+#include "rotation/token_name.hpp"
 #include "schedule/schedule.hpp"
 #include "schedule/zone.hpp"
 
@@ -41,6 +43,15 @@ joined(const std::vector<std::string>& lines)
     out += l + "\n";
   }
   return out;
+}
+
+// The name our key gives seq `seq` of ci/`user`: what this database's engine would mint.
+std::string
+genuine_name(Rig& rig, const std::string& user, state::Seq seq)
+{
+  return rotation::make_token_name("rotator-", rig.store().instance_id(), rig.store().name_key(),
+                                   "ci", config::fold_user_id(user), seq)
+    .value();
 }
 
 state::AttemptState
@@ -242,41 +253,148 @@ TEST_SUITE("rotation::Engine")
     CHECK(rig.slot("svc-a")->consecutive_failures == 0);
   }
 
-  TEST_CASE(
-    "a token of ours above the highest seq: the database is stale, nothing rotates or prunes")
+  TEST_CASE("names carry a MAC: minted names parse as ours and verify under the state's key")
   {
     Rig rig({ .users = { "svc-a" } });
     REQUIRE(rig.pass().ok());
-    const auto planted = fmt::format("rotator-{}-{:06}", rig.store().instance_id(), 500);
-    rig.jenkins.plant("svc-a", planted);
+    const auto names = rig.jenkins.token_names("svc-a");
+    REQUIRE(names.size() == 1);
+    const auto parsed = rotation::parse_token_name(names[0], "rotator-");
+    REQUIRE(parsed);
+    CHECK(parsed->instance == rig.store().instance_id());
+    REQUIRE(parsed->mac);
+    CHECK(parsed->mac->size() == 16);
+    CHECK(names[0] == genuine_name(rig, "svc-a", parsed->seq));
+    CHECK(rotation::genuine_token_name(*parsed, rig.store().name_key(), "ci", "svc-a"));
+    // The MAC covers controller and user: the same seq is not genuine for another.
+    CHECK_FALSE(rotation::genuine_token_name(*parsed, rig.store().name_key(), "ci", "svc-b"));
+    CHECK_FALSE(rotation::genuine_token_name(*parsed, rig.store().name_key(), "other", "svc-a"));
+    // The key never shows in what the engine writes to its audit log.
+    for (const auto& e : rig.audit_events()) {
+      CHECK(e.find(rig.store().name_key()) == std::string::npos);
+    }
+  }
+
+  TEST_CASE("forged names of ours change nothing: every slot rotates, prune runs, the forged "
+            "tokens stay (managed)")
+  {
+    Rig rig;
+    REQUIRE(rig.pass().ok());
     rig.clock.advance(8 * 24h);
-    const auto r = rig.pass();
+    REQUIRE(rig.pass().ok()); // the first tokens are previous now, retiring in 1 h
+    const auto inst = rig.store().instance_id();
+    // What svc-a can do with its own token: names shaped like ours, a high seq.
+    const std::vector<std::string> forged{
+      fmt::format("rotator-{}-999999", inst),                  // no MAC (the old format)
+      fmt::format("rotator-{}-999999-0123456789abcdef", inst), // a made-up MAC
+      genuine_name(rig, "svc-b", 999999),                      // a valid MAC, but for another user
+    };
+    // And a copy of its own current token's name (an attempt mints one token).
+    const auto current = rig.attempts("svc-a").front().token_name;
+    for (const auto& n : forged) {
+      rig.jenkins.plant("svc-a", n, 90 * 24h);
+    }
+    rig.jenkins.plant("svc-a", current);
+    rig.clock.advance(2h);
+    rotation::PassRequest force;
+    force.force = true;
+    const auto r = rig.pass(force);
+    INFO(joined(r.errors));
+    CHECK(r.ok());
+    CHECK_FALSE(any_contains(r.errors, "stale"));
+    CHECK(find(r, "ci/svc-a")->result == SlotResult::committed);
+    CHECK(find(r, "ci/svc-b")->result == SlotResult::committed);
+    // The previous tokens past retire_at were pruned: pruning was not stopped.
+    CHECK(std::count(rig.observer.revoked.begin(), rig.observer.revoked.end(),
+                     std::pair<std::string, RevokeReason>("svc-a", RevokeReason::superseded)) == 1);
+    CHECK(std::count(rig.observer.revoked.begin(), rig.observer.revoked.end(),
+                     std::pair<std::string, RevokeReason>("svc-b", RevokeReason::superseded)) == 1);
+    // Nothing of svc-a's forgeries was touched, old as they are, nor the copy.
+    for (const auto& n : forged) {
+      CHECK_MESSAGE(rig.jenkins.token_named("svc-a", n), n);
+    }
+    const auto names = rig.jenkins.token_names("svc-a");
+    CHECK(std::count(names.begin(), names.end(), current) == 2);
+    CHECK(std::none_of(rig.observer.revoked.begin(), rig.observer.revoked.end(),
+                       [](const auto& x) { return x.second == RevokeReason::orphan; }));
+    // Reported: plan --connect names them.
+    rotation::PassRequest preview;
+    preview.kind = PassKind::preview;
+    const auto p = rig.pass(preview);
+    for (const auto& n : forged) {
+      CHECK_MESSAGE(any_contains(p.preview, "keep \"" + n + "\" (named like ours"),
+                    joined(p.preview));
+    }
+  }
+
+  TEST_CASE("a genuine name no attempt of ours made: the database is stale; that slot stops "
+            "rotating, the controller revokes nothing, the other slots rotate")
+  {
+    Rig rig;
+    REQUIRE(rig.pass().ok());
+    rig.clock.advance(8 * 24h);
+    REQUIRE(rig.pass().ok()); // the first tokens are previous now, retiring in 1 h
+    // What a restored backup meets: a token its own key named, minted after the backup.
+    const auto planted = genuine_name(rig, "svc-a", 500);
+    rig.jenkins.plant("svc-a", planted);
+    rig.clock.advance(2h); // past retire_at: only the stale guard keeps the previous tokens
+    const auto revokes_before = rig.jenkins.count(RequestOp::revoke);
+    rotation::PassRequest force;
+    force.force = true;
+    const auto r = rig.pass(force);
     CHECK_FALSE(r.ok());
     CHECK(any_contains(r.errors, "stale"));
+    CHECK(any_contains(r.errors, planted));
     const auto* a = find(r, "ci/svc-a");
     REQUIRE(a);
     CHECK(a->result == SlotResult::error);
     CHECK(a->failure == FailureKind::stale_database);
-    CHECK(rig.jenkins.count(RequestOp::mint) == 1);
+    const auto* b = find(r, "ci/svc-b");
+    REQUIRE(b);
+    CHECK(b->result == SlotResult::committed);
+    // No revocation on the controller: the previous tokens of both users stay.
+    CHECK(rig.jenkins.count(RequestOp::revoke) == revokes_before);
+    CHECK(rig.jenkins.tokens("svc-a").size() == 3);   // two of ours + the planted one
+    CHECK(rig.jenkins.tokens("svc-b").size() == 3);   // two previous + the new current
     CHECK(rig.jenkins.token_named("svc-a", planted)); // left for the operator
+    CHECK(rig.jenkins.minted() == 5);                 // 2 + 2 + svc-b's new one
+  }
+
+  TEST_CASE("a genuine name whose seq this database gave another slot is stale, not an orphan")
+  {
+    // After a restore the seq counter moves on: a seq may go to another slot while a live
+    // token of this one has it. The name tells them apart (the MAC covers the user).
+    Rig rig;
+    REQUIRE(rig.pass().ok());
+    const auto b_seq = rig.attempts("svc-b").front().seq;
+    const auto planted = genuine_name(rig, "svc-a", b_seq);
+    rig.jenkins.plant("svc-a", planted);
+    const auto r = rig.pass();
+    CHECK(any_contains(r.errors, "stale"));
+    CHECK(rig.jenkins.token_named("svc-a", planted));
+    CHECK(rig.observer.revoked.empty());
   }
 
   TEST_CASE("orphans of ours are revoked; other instances' and people's tokens are not (managed)")
   {
     Rig rig({ .users = { "svc-a" } });
-    REQUIRE(rig.pass().ok());
-    const auto orphan = fmt::format("rotator-{}-{:06}", rig.store().instance_id(), 1);
-    // Seq 1 is the committed attempt's: plant a copy under an unknown uuid.
+    // A failed attempt recorded no uuid: a token under its name is a lost mint of ours.
+    rig.jenkins.fail_mint = net::FailureKind::unreachable;
+    rig.jenkins.fail_mint_times = 1;
+    REQUIRE(find(rig.pass(), "ci/svc-a")->result == SlotResult::failed);
+    const auto orphan = rig.attempts("svc-a").front().token_name;
+    REQUIRE(rotation::parse_token_name(orphan, "rotator-"));
     rig.jenkins.plant("svc-a", orphan);
     rig.jenkins.plant("svc-a", "rotator-0badc0de-000001");
     rig.jenkins.plant("svc-a", "laptop", 90 * 24h);
-    const auto r = rig.pass();
-    CHECK(r.ok());
+    rig.pass();
     const auto names = rig.jenkins.token_names("svc-a");
-    CHECK(std::count(names.begin(), names.end(), orphan) == 1); // the current one only
+    CHECK(std::count(names.begin(), names.end(), orphan) == 0);
     CHECK(std::count(names.begin(), names.end(), "rotator-0badc0de-000001") == 1);
     CHECK(std::count(names.begin(), names.end(), "laptop") == 1);
     CHECK(any_contains(rig.audit_events(), "ours, not in the state"));
+    CHECK(std::count(rig.observer.revoked.begin(), rig.observer.revoked.end(),
+                     std::pair<std::string, RevokeReason>("svc-a", RevokeReason::orphan)) == 1);
   }
 
   TEST_CASE("prune: all takes the user's foreign tokens older than lifetime, not younger ones")
@@ -422,8 +540,12 @@ TEST_SUITE("rotation::Engine")
   TEST_CASE("preview says what reconcile and prune would do and writes nothing")
   {
     Rig rig({ .users = { "svc-a" } });
+    rig.jenkins.fail_mint = net::FailureKind::unreachable;
+    rig.jenkins.fail_mint_times = 1;
+    REQUIRE(find(rig.pass(), "ci/svc-a")->result == SlotResult::failed);
+    rig.clock.advance(1h);
     REQUIRE(rig.pass().ok());
-    const auto orphan = fmt::format("rotator-{}-{:06}", rig.store().instance_id(), 1);
+    const auto orphan = rig.attempts("svc-a").back().token_name; // the failed attempt's
     rig.jenkins.plant("svc-a", orphan);
     const auto before = rig.audit_events();
     const auto slots_before = rig.store().slots().value().size();

@@ -136,6 +136,46 @@ TEST_SUITE("state::Store opening")
     CHECK(again->instance_id() == id);
   }
 
+  TEST_CASE("the token name key is made once, kept across reopening, and in no audit entry")
+  {
+    TempDir dir;
+    std::string key;
+    {
+      auto store = Store::open(dir.path());
+      REQUIRE_OK(store);
+      key = store->name_key();
+    }
+    CHECK(key.size() == 64);
+    CHECK(key.find_first_not_of("0123456789abcdef") == std::string::npos);
+    auto again = Store::open(dir.path());
+    REQUIRE_OK(again);
+    CHECK(again->name_key() == key);
+    for (const auto& e : again->audit(std::nullopt, 100).value()) {
+      CHECK(e.detail.find(key) == std::string::npos);
+    }
+    TempDir other;
+    auto second = Store::open(other.path());
+    REQUIRE_OK(second);
+    CHECK(second->name_key() != key);
+  }
+
+  TEST_CASE("a database whose token name key was removed is refused as corrupt, untouched")
+  {
+    TempDir dir;
+    {
+      auto store = Store::open(dir.path());
+      REQUIRE_OK(store);
+    }
+    {
+      RawDb raw(dir.file("state.db"));
+      REQUIRE(raw.exec("UPDATE instance SET name_key = NULL").empty());
+    }
+    auto again = Store::open(dir.path());
+    REQUIRE_FALSE(again.has_value());
+    CHECK(again.error().kind == "corrupt");
+    CHECK(again.error().message.find("token name key") != std::string::npos);
+  }
+
   TEST_CASE("a missing state_dir is created with mode 0700")
   {
     TempDir dir;
@@ -275,6 +315,9 @@ TEST_SUITE("state::Store opening")
     CHECK(migrated.scalar("PRAGMA user_version") == std::to_string(state::schema::k_version));
     CHECK(migrated.scalar(
             "SELECT count(*) FROM pragma_table_info('slots') WHERE name = 'degraded'") == "1");
+    // Schema 3: a token name key, made by the migration.
+    CHECK(store->name_key().size() == 64);
+    CHECK(migrated.scalar("SELECT name_key FROM instance") == store->name_key());
   }
 
   TEST_CASE("an earlier copy is never overwritten by the next migration")
