@@ -252,7 +252,7 @@ mint(net::Client& client, Variant variant, std::span<const MintItem> items)
   for (const auto& item : items) {
     input["items"].push_back({ { "user", item.user },
                                { "name", item.name },
-                               { "expires_ms", item.expires.time_since_epoch().count() * 1000 } });
+                               { "lifetime_ms", item.lifetime.count() * 1000 } });
   }
   // Not idempotent: a lost answer is outcome_unknown, never a blind retry (DESIGN §2.2).
   auto answer = co_await post_script(client, "mint", input, false, k_script_body_limit);

@@ -59,8 +59,10 @@ struct MintItem
 {
   std::string user;
   std::string name;
-  SysSeconds
-    expires; // the daemon's deadline; with expiring tokens Jenkins' expiry is not before it
+  // How long the token must live. With expiring tokens the script adds it to Jenkins' own
+  // now (issue 19 #11): a controller whose clock is off still gets a token that lives
+  // `lifetime` from the mint, never one born expired.
+  std::chrono::seconds lifetime{ 0 };
 };
 
 struct Minted

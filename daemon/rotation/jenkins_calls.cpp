@@ -1,6 +1,7 @@
 // The pass's requests to Jenkins: each through the controller's jenkins::Api, timed and
 // told to the observer.
 #include "rotation/pass_impl.hpp"
+#include "util/duration.hpp"
 #include "util/log.hpp"
 
 #include <fmt/core.h>
@@ -61,12 +62,34 @@ Pass::ensure_probed(Lane& lane)
     co_return false;
   }
   lane.variant = jenkins::variant_of(*p);
-  if (p->now_millis > p->local_millis) {
-    lane.ahead = std::chrono::seconds((p->now_millis - p->local_millis + 999) / 1000);
+  // Known to within half the probe's latency; whole seconds are plenty.
+  const auto diff_ms = p->now_millis - p->local_millis;
+  lane.skew = std::chrono::seconds((diff_ms + (diff_ms >= 0 ? 500 : -500)) / 1000);
+  if (std::chrono::abs(*lane.skew) > k_skew_warning) {
+    // Once per controller per pass (the probe runs once per lane and pass).
+    util::log::warning("controller {}: Jenkins' clock is {} {} ours; token expiry is computed "
+                       "on Jenkins' clock, but check time synchronisation on both hosts",
+                       c.name, util::format_duration(std::chrono::abs(*lane.skew)),
+                       *lane.skew > std::chrono::seconds(0) ? "ahead of" : "behind");
   }
-  util::log::debug("controller {}: Jenkins {}, {} tokens", c.name, p->version,
-                   jenkins::to_string(*lane.variant));
+  util::log::debug("controller {}: Jenkins {}, {} tokens, clock skew {}s", c.name, p->version,
+                   jenkins::to_string(*lane.variant), lane.skew->count());
+  if (m_observer) {
+    m_observer->on_probe(c.name, { p->version, jenkins::to_string(*lane.variant), *lane.skew });
+  }
   co_return true;
+}
+
+std::string
+skew_note(const Lane& lane)
+{
+  if (!lane.skew || std::chrono::abs(*lane.skew) <= k_skew_warning) {
+    return {};
+  }
+  return fmt::format("; Jenkins' clock is {} {} ours: a token may be refused as expired or not "
+                     "yet valid, check time synchronisation on both hosts",
+                     util::format_duration(std::chrono::abs(*lane.skew)),
+                     *lane.skew > std::chrono::seconds(0) ? "ahead of" : "behind");
 }
 
 asio::awaitable<net::Result<jenkins::ListAnswer>>

@@ -121,6 +121,14 @@ enum class RequestOp
 std::string_view to_string(RevokeReason reason);
 std::string_view to_string(RequestOp op);
 
+// What a controller's probe told a pass.
+struct ControllerFacts
+{
+  std::string version;                  // Jenkins.VERSION
+  std::string variant;                  // the token API used: expiring, helpers, store
+  std::chrono::seconds clock_skew{ 0 }; // Jenkins' clock minus ours
+};
+
 // Receives everything a pass does, on the io thread, as it happens: the metrics and the
 // daemon's status plug in here, not into the engine. Every method defaults to nothing.
 class PassObserver
@@ -145,6 +153,8 @@ public:
                              bool /*stale_database*/)
   {
   }
+  // Once per controller and pass, after its probe.
+  virtual void on_probe(const std::string& /*controller*/, const ControllerFacts& /*facts*/) {}
   virtual void on_pass(const PassRequest& /*request*/, const PassResult& /*result*/) {}
 };
 

@@ -72,9 +72,10 @@ struct Lane
   // the slots whose tokens gave it away, which alone stop rotating (reconcile.cpp says why).
   std::string stale;
   std::map<const SlotEntry*, std::string> stale_slots;
-  // How far Jenkins' clock runs ahead of ours (never negative): added to the expiry we
-  // ask for, so Jenkins never kills a token before the daemon's deadline.
-  std::chrono::seconds ahead{ 0 };
+  // Jenkins' clock minus ours, from the probe (nullopt before it). Expiry is computed on
+  // Jenkins' clock (the mint script adds the lifetime to its own now), so a skew costs no
+  // token; past k_skew_warning it is logged and named in refusals it may explain.
+  std::optional<std::chrono::seconds> skew;
   std::optional<bool> usage_statistics;
   std::int64_t jenkins_now_ms = 0;
   std::map<std::string, jenkins::TokenInfo> live; // uuid -> what Jenkins listed
@@ -193,6 +194,11 @@ private:
 // A permanent slot error (unknown user, user outside the realm): DESIGN §2.2 "backoff
 // up to 6 h, no churn".
 bool is_permanent(FailureKind kind);
+// A clock skew worth a warning (issue 19 #11: "a few minutes").
+constexpr std::chrono::seconds k_skew_warning{ 300 };
+// "; Jenkins' clock is 40d ahead of ours (…)" when the lane's skew passes k_skew_warning,
+// else empty: appended to a refusal the skew may explain.
+std::string skew_note(const Lane& lane);
 // Exponential slot backoff after `failures` failed attempts in a row, up to 6 h.
 std::chrono::seconds slot_backoff(int failures, FailureKind kind);
 FailureKind failure_kind(const net::Failure& failure);

@@ -135,8 +135,10 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
   util::crash_point("after_planning");
   std::vector<jenkins::MintItem> items;
   for (auto* w : batch) {
+    // The lifetime, not an instant: the script adds it to Jenkins' own now (issue 19 #11).
     items.push_back(
-      { w->slot->user->user, w->name, t + w->slot->user->policy.lifetime + lane.ahead });
+      { w->slot->user->user, w->name,
+        std::chrono::duration_cast<std::chrono::seconds>(w->slot->user->policy.lifetime) });
   }
   auto answer = co_await mint(lane, std::move(items));
   if (!answer) {
@@ -243,7 +245,10 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
       auto* w = minted[i];
       if (const auto& f = refusals[i]) {
         refused.push_back({ w->slot->user->user, w->minted->uuid, RevokeReason::failed_attempt });
-        fail(lane, *w, failure_kind(*f), fmt::format("verify: {}", f->message));
+        // A refusal right after the mint is what a clock far off looks like: say so.
+        fail(lane, *w, failure_kind(*f),
+             fmt::format("verify: {}{}", f->message,
+                         f->kind == net::FailureKind::auth ? skew_note(lane) : std::string()));
         continue;
       }
       if (check(lane, store().mark_verified(w->seq, now()), "verified")) {

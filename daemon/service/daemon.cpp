@@ -538,6 +538,12 @@ Daemon::on_controller(const std::string& controller, bool reachable, bool stale)
   c.stale = stale;
 }
 
+void
+Daemon::on_probe(const std::string& controller, const rotation::ControllerFacts& facts)
+{
+  m_controllers[controller].probed = facts;
+}
+
 // ---- signals, stop, watchdog ------------------------------------------------------------
 
 asio::awaitable<void>
@@ -862,10 +868,10 @@ Daemon::status_json()
       { { "name", c.name },
         { "url", c.url },
         { "reachable", seen.reachable ? json(*seen.reachable) : json(nullptr) },
-        { "version", nullptr },
-        { "capabilities", json::array() },
+        { "version", seen.probed ? json(seen.probed->version) : json(nullptr) },
+        { "capabilities", seen.probed ? json::array({ seen.probed->variant }) : json::array() },
         { "last_error", seen.last_error ? json(*seen.last_error) : json(nullptr) },
-        { "clock_skew_s", nullptr },
+        { "clock_skew_s", seen.probed ? json(seen.probed->clock_skew.count()) : json(nullptr) },
         { "stale_database", seen.stale } });
   }
   std::map<std::pair<std::string, std::string>, const config::User*> configured;

@@ -104,6 +104,7 @@ public:
   void on_revoke(const std::string& controller, const std::string& user,
                  rotation::RevokeReason reason, bool ok) override;
   void on_controller(const std::string& controller, bool reachable, bool stale) override;
+  void on_probe(const std::string& controller, const rotation::ControllerFacts& facts) override;
 
   // The STATUS= line.
   [[nodiscard]] std::string status_line() const;
@@ -169,6 +170,7 @@ private:
     std::optional<bool> reachable;
     bool stale = false;
     std::optional<std::string> last_error;
+    std::optional<rotation::ControllerFacts> probed; // the latest probe's facts
   };
   std::map<std::string, ControllerSeen> m_controllers;
   std::string m_last_pass = "none yet";

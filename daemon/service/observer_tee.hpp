@@ -50,6 +50,12 @@ public:
       o->on_controller(controller, reachable, stale_database);
     }
   }
+  void on_probe(const std::string& controller, const rotation::ControllerFacts& facts) override
+  {
+    for (auto* o : m_observers) {
+      o->on_probe(controller, facts);
+    }
+  }
   void on_pass(const rotation::PassRequest& request, const rotation::PassResult& result) override
   {
     for (auto* o : m_observers) {

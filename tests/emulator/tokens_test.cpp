@@ -102,18 +102,12 @@ TEST_SUITE("jenkins tokens against the emulator")
     emu.control("POST", "reset-counters", nlohmann::json::object());
 
     const auto now = now_s();
-    // bob's target is exactly a Tokyo midnight: the token must end right there, not a
-    // day later; alice's is mid-day.
-    const auto tokyo = date::locate_zone("Asia/Tokyo");
-    const auto midnight =
-      date::make_zoned(
-        tokyo, date::floor<date::days>(date::make_zoned(tokyo, now + 10 * 24h).get_local_time()))
-        .get_sys_time();
+    // Lifetimes, not instants: the script adds them to Jenkins' own now (issue 19 #11).
     const std::vector<jenkins::MintItem> items = {
-      { "alice", "rotator-a-000001", now + 30 * 24h + 7h + 13s },
-      { "bob", "rotator-a-000002", std::chrono::floor<std::chrono::seconds>(midnight) },
-      { "nobody", "rotator-a-000003", now + 24h },
-      { "ghost", "rotator-a-000004", now + 5 * 24h },
+      { "alice", "rotator-a-000001", 30 * 24h + 7h + 13s },
+      { "bob", "rotator-a-000002", 10 * 24h },
+      { "nobody", "rotator-a-000003", 24h },
+      { "ghost", "rotator-a-000004", 5 * 24h },
     };
     auto m = emu.mint(Variant::expiring, items);
     REQUIRE_MESSAGE(m.has_value(), (m ? "" : m.error().message));
@@ -131,13 +125,13 @@ TEST_SUITE("jenkins tokens against the emulator")
       CHECK(t.token.size() == 34);
       CHECK(as_text(t.token).starts_with("11"));
       REQUIRE(t.jenkins_expires_ms.has_value());
-      const auto target_ms = items[i].expires.time_since_epoch().count() * 1000;
+      // The target is Jenkins' now plus the lifetime; the token lives through the local
+      // day that holds it, so it ends at most a day after the target.
+      const auto target_ms = m->clock.now_ms + items[i].lifetime.count() * 1000;
       CHECK(*t.jenkins_expires_ms >= target_ms);
       CHECK(*t.jenkins_expires_ms - target_ms < 24 * 3600 * 1000);
       CHECK(t.jenkins_expires.ends_with("T00:00:00+09:00"));
     }
-    CHECK(*m->items[1].minted->jenkins_expires_ms ==
-          items[1].expires.time_since_epoch().count() * 1000);
     const auto& a = *m->items[0].minted;
     const auto& b = *m->items[1].minted;
     const auto& g = *m->items[3].minted;
@@ -178,7 +172,11 @@ TEST_SUITE("jenkins tokens against the emulator")
       REQUIRE(t->expiration.has_value());
       // The listed local day is the one that holds the target (bob: the day before
       // his midnight).
-      CHECK(*t->expiration == local_day_before(items[item].expires, "Asia/Tokyo"));
+      CHECK(
+        *t->expiration ==
+        local_day_before(jenkins::SysSeconds(std::chrono::seconds(
+                           (m->clock.now_ms + items[item].lifetime.count() * 1000 + 999) / 1000)),
+                         "Asia/Tokyo"));
       REQUIRE(t->created_ms.has_value());
       CHECK(std::abs(*t->created_ms - l->clock.now_ms) < 60000);
     }
@@ -223,19 +221,18 @@ TEST_SUITE("jenkins tokens against the emulator")
     SKIP_WITHOUT_EMULATOR();
     EmulatorProcess emu({ "2.547", "", { "alice", "bob" } });
     REQUIRE(probed_variant(emu) == Variant::helpers);
-    const auto now = now_s();
 
     // The 2.548 overload is really missing: each item fails on its own, nothing minted.
-    auto wrong = emu.mint(Variant::expiring, { { "alice", "x-1", now + 24h } });
+    auto wrong = emu.mint(Variant::expiring, { { "alice", "x-1", 24h } });
     REQUIRE(wrong.has_value());
     REQUIRE(wrong->items[0].error.has_value());
     CHECK(wrong->items[0].error->kind == "exception");
     CHECK(events_of(emu, "token_created").empty());
 
     const std::vector<jenkins::MintItem> items = {
-      { "alice", "rotator-b-000001", now + 24h },
-      { "nobody", "rotator-b-000002", now + 24h },
-      { "bob", "rotator-b-000003", now + 24h },
+      { "alice", "rotator-b-000001", 24h },
+      { "nobody", "rotator-b-000002", 24h },
+      { "bob", "rotator-b-000003", 24h },
     };
     auto m = emu.mint(Variant::helpers, items);
     REQUIRE_MESSAGE(m.has_value(), (m ? "" : m.error().message));
@@ -296,12 +293,11 @@ TEST_SUITE("jenkins tokens against the emulator")
     EmulatorProcess emu({ "2.250", "", { "alice", "bob" } });
     emu.create_user("ghost", false);
     REQUIRE(probed_variant(emu) == Variant::store);
-    const auto now = now_s();
     const std::vector<jenkins::MintItem> items = {
-      { "alice", "rotator-c-000001", now + 24h },
-      { "ghost", "rotator-c-000002", now + 24h },
-      { "nobody", "rotator-c-000003", now + 24h },
-      { "bob", "rotator-c-000004", now + 24h },
+      { "alice", "rotator-c-000001", 24h },
+      { "ghost", "rotator-c-000002", 24h },
+      { "nobody", "rotator-c-000003", 24h },
+      { "bob", "rotator-c-000004", 24h },
     };
     auto m = emu.mint(Variant::store, items);
     REQUIRE_MESSAGE(m.has_value(), (m ? "" : m.error().message));

@@ -123,6 +123,11 @@ class ControlTest(RigTest):
         [controller] = status["controllers"]
         self.assertEqual(controller["name"], "emu")
         self.assertTrue(controller["reachable"])
+        # The probe's facts: Jenkins' version, the token API, the clock skew (same host).
+        self.assertEqual(controller["version"], "2.560")
+        self.assertEqual(controller["capabilities"], ["expiring"])
+        self.assertIsInstance(controller["clock_skew_s"], int)
+        self.assertLessEqual(abs(controller["clock_skew_s"]), 2)
         slot = {s["user"]: s for s in status["slots"]}[a]
         self.assertEqual(slot["slot"], "emu/%s" % a)
         self.assertEqual(slot["state"], "ok")

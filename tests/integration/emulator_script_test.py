@@ -162,6 +162,26 @@ class ScriptConsoleFormatTest(unittest.TestCase):
         self.assertEqual(r.headers["Content-Type"], "text/plain;charset=UTF-8")
         self.assertIsNone(r.headers["X-Jenkins"])
 
+    def test_scripts_read_the_shifted_clock(self):
+        # A shifted emulator is a controller whose host clock is off: its scripts see it.
+        import time
+        self.emu.shift_clock(days=40)
+        try:
+            status, body = self.emu.script(
+                "[System.currentTimeMillis(), java.time.Instant.now().toEpochMilli(), "
+                "java.time.ZonedDateTime.now(java.time.ZoneId.of('UTC')).toInstant().toEpochMilli(), "
+                "java.time.LocalDate.now().toString()]")
+            self.assertEqual(status, 200, body)
+            millis, instant, zoned, today = body[len("Result: ["):-2].split(", ")
+            ahead = 40 * 86400 * 1000
+            for value in (millis, instant, zoned):
+                self.assertAlmostEqual(int(value) - time.time() * 1000, ahead, delta=60000, msg=body)
+            self.assertEqual(today, self.emu.state()["today"])
+        finally:
+            self.emu.shift_clock(days=-40)
+        status, body = self.emu.script("System.currentTimeMillis()")
+        self.assertAlmostEqual(int(body[len("Result: "):]), time.time() * 1000, delta=60000)
+
     def test_star_imports_and_version(self):
         self.assertEqual(self.emu.script("Jenkins.get().getVersion().toString() + ' ' + Jenkins.VERSION"),
                          (200, "Result: 2.560 2.560\n"))

@@ -4,6 +4,7 @@ prune revokes exactly the expired tokens of ours.
 """
 import datetime
 import os
+import re
 import time
 import unittest
 import zoneinfo
@@ -67,12 +68,37 @@ class ExpiryTest(RigTest):
         self.assertEqual(r.returncode, 0, rig.log())
         self.assert_alive_until_deadline(rig, skew=0)
 
+    def test_a_controller_40_days_ahead_still_rotates(self):
+        # Issue 19 #11: with the expiry computed on our clock every token was born expired
+        # there ("Jenkins refused the new token (401)"), pass after pass.
+        self.emu.shift_clock(days=40)
+        rig = self.rig("xahead")
+        u = rig.users[0]
+        r = rig.once()
+        out = r.stdout + r.stderr
+        self.assertEqual(r.returncode, 0, rig.log())
+        # Once per pass; measured to within half the probe's latency.
+        self.assertEqual(len(re.findall(r"Jenkins' clock is 40d(?:\d+s)? ahead of ours", out)), 1,
+                         out)
+        env, token = rig.open_envelope(os.path.join(rig.out, u + ".json"))
+        self.assertEqual(rig.whoami(u, token), (200, u))
+        # Jenkins' expiry is its own now plus the lifetime: 40 days past our deadline.
+        self.assertGreaterEqual(parse_time(env["jenkins_expires"]),
+                                parse_time(env["expires"]) + 40 * 86400 - 60)
+        (listed,) = [t for t in rig.jenkins_tokens(u) if t["uuid"] == env["token_uuid"]]
+        self.assertGreaterEqual(self.jenkins_end(listed["expiration"]),
+                                parse_time(env["expires"]) + 40 * 86400 - 60)
+        # A second pass, forced: rotates again, no refusal.
+        r = rig.once("--force")
+        self.assertEqual(r.returncode, 0, rig.log())
+        rig.check_invariants(self)
+
     def test_prune_revokes_exactly_the_expired_tokens_of_ours(self):
         # xprune-0 rotates twice: a 2-day token, then (lifetime raised to 10 days) a 10-day
         # one; the 2-day token is `previous`, retiring after a 20 h grace by the daemon's
         # clock. Four days later by Jenkins' clock it is expired there: the prune takes it,
-        # and nothing else. (Only the emulator's token clock moves: scripts read the real
-        # clock, so the daemon must not mint while it is shifted.)
+        # and nothing else. (Only the emulator's clock moves, as a controller's host clock
+        # would: its stubs and its scripts read it; the daemon mints nothing here.)
         rig = self.rig("xprune", n=2, grace="20h", user_extra={"xprune-1": "lifetime: 10d"})
         short, long_ = rig.users
         r = rig.once()

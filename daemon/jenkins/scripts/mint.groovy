@@ -1,7 +1,9 @@
 // jenkins-token-rotator: mint one API token per item. Constant text: the only input
 // is the base64 JSON literal below, substituted by the daemon (DESIGN §1.4).
 // Input:  {"variant": "expiring"|"helpers"|"store",
-//          "items": [{"user": String, "name": String, "expires_ms": long}]}
+//          "items": [{"user": String, "name": String, "lifetime_ms": long}]}
+// The expiry is computed on Jenkins' clock (its now + lifetime_ms), so a controller whose
+// clock is ahead of the daemon's still gets tokens that live lifetime_ms.
 // Output: one "JTR-TOKEN:<index>:<plain value>" line per minted token, then one
 //         "JTR-RESULT:<base64 JSON>" line with, per item, {index, uuid} or
 //         {index, error, message}, plus Jenkins' version, now and zone.
@@ -18,6 +20,7 @@ import jenkins.security.ApiTokenProperty
 
 def input = new JsonSlurper().parseText(new String(Base64.getDecoder().decode('@@PAYLOAD@@'), 'UTF-8'))
 def zone = ZoneId.systemDefault()
+long nowMillis = System.currentTimeMillis()
 def results = []
 input.items.eachWithIndex { item, i ->
     def r = [index: i]
@@ -33,10 +36,10 @@ input.items.eachWithIndex { item, i ->
                 r.message = 'the user has no API token property'
             } else if (input.variant == 'expiring') {
                 // Jenkins' expiry is a local day, valid through its end: take the day
-                // that holds the last millisecond before the target, so the token lives
-                // until the target and at most one day more (a target at midnight ends
-                // right there, not a day later).
-                def target = Instant.ofEpochMilli((long) item.expires_ms)
+                // that holds the last millisecond before the target (Jenkins' now plus
+                // the lifetime), so the token lives until the target and at most one day
+                // more (a target at midnight ends right there, not a day later).
+                def target = Instant.ofEpochMilli(nowMillis + (long) item.lifetime_ms)
                 LocalDate day = target.minusMillis(1).atZone(zone).toLocalDate()
                 def t = prop.generateNewToken((String) item.name, day)
                 def end = day.plusDays(1).atStartOfDay(zone)
@@ -70,6 +73,6 @@ input.items.eachWithIndex { item, i ->
     }
     results << r
 }
-def doc = [version: Jenkins.VERSION, now_ms: System.currentTimeMillis(), zone: zone.getId(), items: results]
+def doc = [version: Jenkins.VERSION, now_ms: nowMillis, zone: zone.getId(), items: results]
 out.println('JTR-RESULT:' + Base64.getEncoder().encodeToString(JsonOutput.toJson(doc).getBytes('UTF-8')))
 return null

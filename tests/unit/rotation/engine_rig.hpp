@@ -26,6 +26,7 @@ public:
   std::vector<std::pair<std::string, rotation::RevokeReason>> revoke_failed;
   std::vector<std::pair<std::string, rotation::RequestOp>> requests; // controller, op
   std::vector<std::string> controllers_reached;
+  std::vector<std::pair<std::string, rotation::ControllerFacts>> probes;
   int passes = 0;
 
   void on_slot(const rotation::SlotReport& r) override { slots.push_back(r); }
@@ -49,6 +50,10 @@ public:
     if (reachable) {
       controllers_reached.push_back(controller);
     }
+  }
+  void on_probe(const std::string& controller, const rotation::ControllerFacts& facts) override
+  {
+    probes.emplace_back(controller, facts);
   }
   void on_pass(const rotation::PassRequest&, const rotation::PassResult&) override { ++passes; }
 };

@@ -375,6 +375,55 @@ TEST_SUITE("rotation::Engine")
     CHECK(rig.observer.revoked.empty());
   }
 
+  TEST_CASE("a controller 40 days ahead still rotates: expiry counts on Jenkins' clock")
+  {
+    // Issue 19 #11: an expiry computed on our clock would be born expired there.
+    Rig rig;
+    rig.jenkins.skew = 40 * 24h;
+    auto r = rig.pass();
+    INFO(joined(r.errors));
+    CHECK(r.ok());
+    CHECK(find(r, "ci/svc-a")->result == SlotResult::committed);
+    CHECK(find(r, "ci/svc-b")->result == SlotResult::committed);
+    REQUIRE(rig.observer.probes.size() == 1);
+    CHECK(rig.observer.probes[0].first == "ci");
+    CHECK(rig.observer.probes[0].second.clock_skew == 40 * 24h);
+    CHECK(rig.observer.probes[0].second.version == "2.560");
+    for (const auto& u : { "svc-a", "svc-b" }) {
+      const auto tokens = rig.jenkins.tokens(u);
+      REQUIRE(tokens.size() == 1);
+      REQUIRE(tokens[0].expires_ms);
+      // 30 days from Jenkins' now, which is 40 days past ours.
+      CHECK(*tokens[0].expires_ms - rig.jenkins.now_ms_for_test() == 30LL * 24 * 3600 * 1000);
+    }
+    // A week later (both clocks) nothing expired in Jenkins: no rotation at once, and the
+    // scheduled one works again.
+    rig.clock.advance(8 * 24h);
+    r = rig.pass();
+    INFO(joined(r.errors));
+    CHECK(r.ok());
+    CHECK(find(r, "ci/svc-a")->result == SlotResult::committed);
+  }
+
+  TEST_CASE("a refusal of the new token names a clock skew that may explain it")
+  {
+    Rig rig({ .users = { "svc-a" } });
+    rig.jenkins.skew = -10min;
+    rig.jenkins.verify_401 = { "svc-a" };
+    auto r = rig.pass();
+    const auto* a = find(r, "ci/svc-a");
+    REQUIRE(a);
+    CHECK(a->result == SlotResult::failed);
+    CHECK(a->failure == FailureKind::auth);
+    CHECK_MESSAGE(a->message.find("Jenkins' clock is 10m behind ours") != std::string::npos,
+                  a->message);
+    // Without a skew the message does not blame the clock.
+    Rig calm({ .users = { "svc-a" } });
+    calm.jenkins.verify_401 = { "svc-a" };
+    r = calm.pass();
+    CHECK(find(r, "ci/svc-a")->message.find("clock") == std::string::npos);
+  }
+
   TEST_CASE("orphans of ours are revoked; other instances' and people's tokens are not (managed)")
   {
     Rig rig({ .users = { "svc-a" } });

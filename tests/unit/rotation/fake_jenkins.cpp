@@ -30,10 +30,16 @@ FakeJenkins::next_uuid()
 }
 
 std::int64_t
-FakeJenkins::now_ms() const
+FakeJenkins::local_ms() const
 {
   return std::chrono::duration_cast<std::chrono::milliseconds>(m_clock.now().time_since_epoch())
     .count();
+}
+
+std::int64_t
+FakeJenkins::now_ms() const
+{
+  return local_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(skew).count();
 }
 
 std::string
@@ -111,7 +117,7 @@ public:
     jenkins::ProbeResult p;
     p.version = "2.560";
     p.now_millis = m_fake.now_ms();
-    p.local_millis = p.now_millis;
+    p.local_millis = m_fake.local_ms();
     p.zone = "UTC";
     p.expiring_tokens = true;
     p.helpers = true;
@@ -142,7 +148,7 @@ public:
           info.uuid = t.uuid;
           info.name = t.name;
           info.created_ms = t.created_ms;
-          info.expired = t.expired;
+          info.expired = m_fake.expired(t);
           info.last_use_ms = t.last_use_ms;
           ut.tokens.push_back(info);
         }
@@ -184,10 +190,13 @@ public:
       t.name = i.name;
       t.secret = fmt::format("11{:032x}", 0xabc000 + m_fake.m_uuids);
       t.created_ms = m_fake.now_ms();
+      // Jenkins' expiry counts from its own now (the mint script adds the lifetime).
+      t.expires_ms = t.created_ms + i.lifetime.count() * 1000;
       it->second.push_back(t);
       ++m_fake.m_minted;
       jenkins::Minted m;
       m.uuid = t.uuid;
+      m.jenkins_expires_ms = t.expires_ms;
       const std::string_view secret = t.secret;
       m.token = crypto::SecretBytes::copy_of(
                   std::span<const unsigned char>(
@@ -239,9 +248,12 @@ public:
     if (m_fake.verify_500.count(user) != 0) {
       co_return net::Failure{ net::FailureKind::http_status, 500, "whoAmI: 500 (fake)" };
     }
+    if (m_fake.verify_401.count(user) != 0) {
+      co_return net::Failure{ net::FailureKind::auth, 401, "whoAmI: 401 (fake)" };
+    }
     const std::string given(reinterpret_cast<const char*>(token.view().data()), token.size());
     for (const auto& t : m_fake.tokens(user)) {
-      if (t.secret == given) {
+      if (t.secret == given && !m_fake.expired(t)) {
         co_return net::Result<void>();
       }
     }

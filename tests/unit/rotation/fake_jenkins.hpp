@@ -24,6 +24,7 @@ struct FakeToken
   std::string secret; // "11" + 32 hex, as Jenkins makes them
   std::int64_t created_ms = 0;
   bool expired = false;
+  std::optional<std::int64_t> expires_ms; // on the fake's clock; nullopt: never
   std::optional<std::int64_t> last_use_ms;
 };
 
@@ -57,6 +58,7 @@ public:
   std::vector<FakeCall> calls;
   [[nodiscard]] int count(rotation::RequestOp op) const;
   [[nodiscard]] int minted() const { return m_minted; }
+  [[nodiscard]] std::int64_t now_ms_for_test() const { return now_ms(); }
 
   // --- failures to order ---
   std::optional<net::FailureKind> fail_probe; // every probe fails so
@@ -67,6 +69,10 @@ public:
   int lose_mint_unmade = 0;                   // the next N mints: lost before running
   bool revoke_broken = false;                 // every revoke item fails
   std::set<std::string> verify_500;           // users outside the realm (whoAmI 500)
+  std::set<std::string> verify_401;           // users whose new tokens whoAmI refuses
+  // Jenkins' clock minus the test's: mints expire `lifetime` after the fake's now, list
+  // reports and verify refuses tokens past it, the probe shows the skew.
+  std::chrono::seconds skew{ 0 };
   std::chrono::milliseconds probe_delay{ 0 }; // a slow controller
   std::chrono::milliseconds mint_delay{ 0 };
 
@@ -76,7 +82,12 @@ public:
 private:
   friend class FakeApi;
   std::string next_uuid();
-  std::int64_t now_ms() const;
+  std::int64_t now_ms() const; // the fake's clock: the test's plus skew
+  std::int64_t local_ms() const;
+  bool expired(const FakeToken& t) const
+  {
+    return t.expired || (t.expires_ms && now_ms() >= *t.expires_ms);
+  }
 
   const util::Clock& m_clock;
   std::map<std::string, std::vector<FakeToken>> m_users;

@@ -15,6 +15,28 @@ class ScriptRunner {
     List<Map> scripts
     final ClassLoader parent = new ScriptParentLoader(ScriptRunner.classLoader)
 
+    static { installClock() }
+
+    /**
+     * Scripts read the emulator's shiftable clock too (POST /__emu/clock), as a script on a
+     * Jenkins whose host clock is off reads that clock: System.currentTimeMillis() and the
+     * no-argument (and zone) now() of Instant, LocalDate, LocalDateTime, ZonedDateTime and
+     * OffsetDateTime are replaced, for Groovy call sites, through their metaclasses. Java
+     * code (the stubs, the JDK) is not affected; the stubs read Emu.clock() already.
+     */
+    static void installClock() {
+        System.metaClass.static.currentTimeMillis = { -> Emu.now().toEpochMilli() }
+        java.time.Instant.metaClass.static.now = { -> Emu.now() }
+        java.time.LocalDate.metaClass.static.now = { -> java.time.LocalDate.now(Emu.clock()) }
+        java.time.LocalDate.metaClass.static.now = { java.time.ZoneId z -> java.time.LocalDate.now(Emu.clock().withZone(z)) }
+        java.time.LocalDateTime.metaClass.static.now = { -> java.time.LocalDateTime.now(Emu.clock()) }
+        java.time.LocalDateTime.metaClass.static.now = { java.time.ZoneId z -> java.time.LocalDateTime.now(Emu.clock().withZone(z)) }
+        java.time.ZonedDateTime.metaClass.static.now = { -> java.time.ZonedDateTime.now(Emu.clock()) }
+        java.time.ZonedDateTime.metaClass.static.now = { java.time.ZoneId z -> java.time.ZonedDateTime.now(Emu.clock().withZone(z)) }
+        java.time.OffsetDateTime.metaClass.static.now = { -> java.time.OffsetDateTime.now(Emu.clock()) }
+        java.time.OffsetDateTime.metaClass.static.now = { java.time.ZoneId z -> java.time.OffsetDateTime.now(Emu.clock().withZone(z)) }
+    }
+
     String run(String text, String user) {
         synchronized (scripts) {
             Map masked = maskPayloads(text)
