@@ -96,6 +96,7 @@ private:
   bool ensure_slot_rows(std::vector<std::string>& errors);
   [[nodiscard]] bool in_scope(const SlotEntry& slot) const;
   [[nodiscard]] bool named(const SlotEntry& slot) const;
+  [[nodiscard]] bool if_due(const SlotEntry& slot) const;
   [[nodiscard]] state::Time now() const { return m_core.clock.now(); }
   [[nodiscard]] bool stopping() const { return m_core.stop.requested(); }
   [[nodiscard]] const config::Config& config() const { return *m_core.config; }

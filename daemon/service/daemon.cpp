@@ -241,7 +241,9 @@ Daemon::scheduler_loop()
     }
     const auto w = plan_wake(m_table, now, m_epoch, m_config->catch_up_spread, m_holds);
     for (const auto& [lane, slots] : w.due) {
-      Ask ask{ Ask::Kind::rotate, false, {}, std::nullopt };
+      // Rotated only if still due when the pass reaches them: another pass may rotate
+      // them first (a forced rotate, the reload's full pass, a resumed attempt).
+      Ask ask{ Ask::Kind::rotate, false, {}, std::nullopt, true };
       for (const auto& s : slots) {
         if (!m_queue.has(lane, s)) {
           ask.slots.insert(s);
@@ -332,9 +334,9 @@ Daemon::run_pass(std::string lane, PassRequest request)
 {
   m_revoked[lane] = 0;
   static constexpr const char* kinds[] = { "full", "rotate", "prune", "preview" };
-  util::log::debug("lane {}: {} pass starts ({} slots named{})", lane,
+  util::log::debug("lane {}: {} pass starts ({} slots named, {} if still due{})", lane,
                    kinds[static_cast<int>(request.kind)], request.slots.size(),
-                   request.force ? ", forced" : "");
+                   request.if_due.size(), request.force ? ", forced" : "");
   PassResult result;
   try {
     std::vector<rotation::PassObserver*> observers{ this };
@@ -368,8 +370,10 @@ Daemon::run_pass(std::string lane, PassRequest request)
       ? fmt::format("ok ({} rotated)", committed)
       : fmt::format("{} rotated, {} not, {} errors", committed, other, result.errors.size());
   if (request.kind == PassKind::rotate) {
-    for (const auto& s : request.slots) {
-      m_holds[s] = now + k_retry_floor;
+    for (const auto* named : { &request.slots, &request.if_due }) {
+      for (const auto& s : *named) {
+        m_holds[s] = now + k_retry_floor;
+      }
     }
     if (request.force) {
       for (const auto& s : m_table) {
