@@ -17,7 +17,11 @@ Pass::rotate(Lane& lane)
 {
   const auto t = now();
   std::vector<Work*> due;
+  std::size_t seen = 0;
   for (auto* s : lane.controller->slots) {
+    if (++seen % k_yield_every == 0) {
+      co_await yield();
+    }
     auto row = slot_row(*s);
     if (!row) {
       continue;
