@@ -4,8 +4,10 @@
 #include "util/duration.hpp"
 #include "util/log.hpp"
 
+#include <boost/system/system_error.hpp>
 #include <fmt/core.h>
 
+#include <optional>
 #include <span>
 
 namespace rotation::detail {
@@ -46,7 +48,21 @@ Pass::ensure_probed(Lane& lane)
   }
   const auto& c = *lane.controller->config;
   const auto start = std::chrono::steady_clock::now();
-  auto p = co_await lane.controller->api->probe();
+  // A probe is a read: a stop cuts it short, with its connect retries against a controller
+  // that is down (otherwise a stop waits for every retry and its back-off).
+  std::optional<net::Result<jenkins::ProbeResult>> answer;
+  try {
+    answer = co_await m_core.stop.cancellable(lane.controller->api->probe());
+  } catch (const boost::system::system_error& e) {
+    if (!stopping()) {
+      throw;
+    }
+  }
+  if (!answer || (!*answer && stopping())) {
+    lane.probe_error = fmt::format("controller {}: not contacted: stopping", c.name);
+    co_return false;
+  }
+  auto& p = *answer;
   observe_request(lane, RequestOp::probe, status_of(p), start);
   if (lane.variant) {
     co_return true; // another batch of the lane probed meanwhile
