@@ -47,6 +47,9 @@ struct Controller
   bool insecure_http = false;
   Seconds timeout{ 30 };
   int max_concurrent = 4;
+  // /whoAmI verifications (a GET as the new token) in flight, beside max_concurrent's
+  // scripts: they cost Jenkins a token check, not a Groovy run.
+  int verify_concurrent = 16;
   int batch_size = 50;
   Mark mark;
 };

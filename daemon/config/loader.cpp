@@ -247,7 +247,7 @@ controller_ca_file(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPa
   }
 }
 
-constexpr std::array<KeyOf<ControllerDraft>, 9> k_controller_keys = { {
+constexpr std::array<KeyOf<ControllerDraft>, 10> k_controller_keys = { {
   { "name", ValueType::string, &controller_name },
   { "url", ValueType::expanded, &controller_url },
   { "admin_user", ValueType::string, &read_string<&Controller::admin_user> },
@@ -255,6 +255,7 @@ constexpr std::array<KeyOf<ControllerDraft>, 9> k_controller_keys = { {
   { "ca_file", ValueType::path, &controller_ca_file },
   { "timeout", ValueType::duration, &read_duration<&Controller::timeout> },
   { "max_concurrent", ValueType::integer, &read_integer<&Controller::max_concurrent, 1, 64> },
+  { "verify_concurrent", ValueType::integer, &read_integer<&Controller::verify_concurrent, 1, 64> },
   { "batch_size", ValueType::integer, &read_integer<&Controller::batch_size, 1, 500> },
   { "insecure_http", ValueType::boolean, &read_boolean<&Controller::insecure_http> },
 } };

@@ -9,9 +9,11 @@
 namespace crypto {
 
 // The one type that holds a plain Jenkins token (DESIGN §1.5): memory from sodium_malloc
-// (guard pages), locked with sodium_mlock (kept out of swap and core dumps), wiped and
-// unlocked by sodium_free on destruction. Move-only; it never converts to std::string, so a
-// secret cannot reach a log line or an exception message by accident.
+// (guard pages), locked with sodium_mlock (kept out of swap and core dumps), wiped on
+// destruction. Up to 256 bytes: a cell of a sodium_malloc'd, locked slab shared with
+// other secrets (wiped when released, reused); larger: a sodium_malloc of its own. Move-only; it
+// never converts to std::string, so a secret cannot reach a log line or an exception message by
+// accident.
 class SecretBytes
 {
 public:

@@ -399,6 +399,7 @@ verify(net::Client& client, const std::string& user, const crypto::SecretBytes& 
   header.append(reinterpret_cast<const char*>(encoded->data()), encoded->size());
   auto request = net::Request::get("whoAmI/api/json");
   request.authorization = std::move(header);
+  request.verification = true;
   auto answer = co_await client.request(std::move(request));
   if (!answer) {
     auto f = answer.error();

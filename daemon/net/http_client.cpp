@@ -197,11 +197,10 @@ struct Client::Impl
   Impl(asio::any_io_executor ex, ClientOptions opts)
     : executor(std::move(ex))
     , options(std::move(opts))
-    , available(std::max(1, options.max_concurrent))
-    , wake(executor)
+    , requests(executor, options.max_concurrent)
+    , verifications(executor, options.verify_concurrent)
     , rng(std::random_device{}())
   {
-    wake.expires_at(asio::steady_timer::time_point::max());
   }
 
   asio::any_io_executor executor;
@@ -218,9 +217,41 @@ struct Client::Impl
 
   // A FIFO counting semaphore: release() hands the slot straight to the oldest waiter
   // by cancelling one wait on a timer that never expires.
-  int available;
-  int waiters = 0;
-  asio::steady_timer wake;
+  struct Semaphore
+  {
+    Semaphore(const asio::any_io_executor& ex, int limit)
+      : available(std::max(1, limit))
+      , wake(ex)
+    {
+      wake.expires_at(asio::steady_timer::time_point::max());
+    }
+
+    asio::awaitable<void> acquire()
+    {
+      if (available > 0) {
+        --available;
+        co_return;
+      }
+      ++waiters;
+      co_await wake.async_wait(k_tuple);
+    }
+
+    void release()
+    {
+      if (waiters > 0) {
+        --waiters;
+        wake.cancel_one();
+      } else {
+        ++available;
+      }
+    }
+
+    int available;
+    int waiters = 0;
+    asio::steady_timer wake;
+  };
+  Semaphore requests;      // max_concurrent
+  Semaphore verifications; // verify_concurrent
 
   int connect_failures = 0;
   Clock::time_point circuit_open_until{};
@@ -231,24 +262,10 @@ struct Client::Impl
 
   std::mt19937_64 rng;
 
-  asio::awaitable<void> acquire()
+  // Connections kept for reuse: as many as may be in flight at once.
+  [[nodiscard]] int pool_size() const
   {
-    if (available > 0) {
-      --available;
-      co_return;
-    }
-    ++waiters;
-    co_await wake.async_wait(k_tuple);
-  }
-
-  void release()
-  {
-    if (waiters > 0) {
-      --waiters;
-      wake.cancel_one();
-    } else {
-      ++available;
-    }
+    return std::max(1, options.max_concurrent) + std::max(1, options.verify_concurrent);
   }
 
   std::optional<Failure> circuit_check() const
@@ -296,7 +313,7 @@ struct Client::Impl
 
   void put_idle(std::unique_ptr<Connection> c)
   {
-    if (static_cast<int>(idle.size()) >= options.max_concurrent) {
+    if (static_cast<int>(idle.size()) >= pool_size()) {
       boost::system::error_code ignored;
       c->lowest().socket().close(ignored);
       return;
@@ -651,7 +668,7 @@ struct Client::Impl
       // drop could mean "the server closed it while idle" or "it ran and died", and
       // only the fresh connection lets "nothing was sent" be proven.
       Attempt a = co_await attempt_once(req, limit, r.idempotent);
-      if (a.stale && r.idempotent && stale_retries < options.max_concurrent + 1) {
+      if (a.stale && r.idempotent && stale_retries < pool_size() + 1) {
         ++stale_retries;
         --attempt;
         continue;
@@ -734,8 +751,8 @@ struct Client::Impl
 // Releases a concurrency slot when the request coroutine ends, however it ends.
 struct Permit
 {
-  Client::Impl& impl;
-  ~Permit() { impl.release(); }
+  Client::Impl::Semaphore& semaphore;
+  ~Permit() { semaphore.release(); }
 };
 
 Client::Client(std::unique_ptr<Impl> impl)
@@ -853,8 +870,9 @@ Client::request(Request request)
   if (auto open = impl.circuit_check()) {
     co_return *open;
   }
-  co_await impl.acquire();
-  const Permit permit{ impl };
+  auto& semaphore = request.verification ? impl.verifications : impl.requests;
+  co_await semaphore.acquire();
+  const Permit permit{ semaphore };
   co_return co_await impl.run(request);
 }
 

@@ -43,6 +43,9 @@ struct ClientOptions
   bool allow_http = false;                    // the config allowed http (loopback or insecure_http)
   std::chrono::milliseconds timeout{ 30000 }; // deadline of each step
   int max_concurrent = 4;
+  // Requests marked `verification` (a GET as a user, no script) in flight, counted apart
+  // from max_concurrent: they cost Jenkins a token check, not a Groovy run.
+  int verify_concurrent = 16;
   RetryPolicy retry;
   std::size_t body_limit = 16 * 1024 * 1024;
   int circuit_threshold = 5; // consecutive connect failures that open the circuit
@@ -78,6 +81,8 @@ struct Request
   // Replaces the admin's Authorization header (verifying a new token as its user).
   // Wiped when released; such a request never fetches a crumb for the admin.
   std::optional<WipedString> authorization;
+  // Counts against ClientOptions::verify_concurrent instead of max_concurrent.
+  bool verification = false;
   // Set after ours, replacing a header of the same name (Content-Type, Authorization).
   // Names for which is_framing_header() holds are skipped: the client owns framing.
   std::vector<Header> headers;

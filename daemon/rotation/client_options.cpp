@@ -23,6 +23,7 @@ client_options(const config::Config& config, const config::Controller& controlle
   o.allow_http = true;
   o.timeout = controller.timeout;
   o.max_concurrent = controller.max_concurrent;
+  o.verify_concurrent = controller.verify_concurrent;
   o.retry.attempts = config.retry.attempts;
   o.retry.initial = config.retry.initial;
   o.retry.max = config.retry.max;

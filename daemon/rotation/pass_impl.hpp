@@ -137,13 +137,16 @@ private:
   void observe_request(Lane& lane, RequestOp op, int status,
                        std::chrono::steady_clock::time_point start);
   // Calls fn(first, count) for each batch_size slice of n items of the lane, up to
-  // max_concurrent slices in flight; a stop request starts no further slice.
+  // max_concurrent slices in flight (times `overlap`); a stop request starts no further
+  // slice.
   template<typename F>
-  boost::asio::awaitable<void> per_batch(const Lane& lane, std::size_t n, F fn)
+  boost::asio::awaitable<void> per_batch(const Lane& lane, std::size_t n, F fn,
+                                         std::size_t overlap = 1)
   {
     const auto batch = static_cast<std::size_t>(lane.controller->config->batch_size);
     co_await for_each_concurrently(
-      (n + batch - 1) / batch, static_cast<std::size_t>(lane.controller->config->max_concurrent),
+      (n + batch - 1) / batch,
+      overlap * static_cast<std::size_t>(lane.controller->config->max_concurrent),
       [&](std::size_t j) -> boost::asio::awaitable<void> {
         if (!stopping()) {
           co_await fn(j * batch, std::min(batch, n - j * batch));

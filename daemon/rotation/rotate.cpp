@@ -84,14 +84,18 @@ Pass::rotate(Lane& lane)
     refuse(FailureKind::network, lane.probe_error);
     co_return;
   }
-  // Batches overlap (one mints while another verifies or writes its sinks); the client
-  // keeps the controller's requests within max_concurrent. A stop starts no new batch.
+  // Batches overlap: twice max_concurrent of them at once, so that while some verify
+  // or write their sinks, others keep the controller's max_concurrent script slots busy
+  // minting (the client holds the scripts to max_concurrent and the verifications to
+  // verify_concurrent, whatever is asked). A stop starts no new batch.
   co_await per_batch(
-    lane, due.size(), [&](std::size_t first, std::size_t n) -> asio::awaitable<void> {
+    lane, due.size(),
+    [&](std::size_t first, std::size_t n) -> asio::awaitable<void> {
       co_await rotate_batch(
         lane, std::vector<Work*>(due.begin() + static_cast<std::ptrdiff_t>(first),
                                  due.begin() + static_cast<std::ptrdiff_t>(first + n)));
-    });
+    },
+    2);
   for (auto* w : due) {
     if (w->seq == 0) {
       w->report.result = SlotResult::error; // its batch never started
@@ -231,10 +235,10 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
   }
   util::crash_point("after_minted");
   // Verify each new token as its user (DESIGN §1.1), as many at once as the
-  // controller's max_concurrent lets the client send.
+  // controller's verify_concurrent lets the client send (beside the scripts).
   std::vector<std::optional<net::Failure>> refusals(minted.size());
   co_await for_each_concurrently(
-    minted.size(), static_cast<std::size_t>(lane.controller->config->max_concurrent),
+    minted.size(), static_cast<std::size_t>(lane.controller->config->verify_concurrent),
     [&](std::size_t i) -> asio::awaitable<void> {
       auto* w = minted[i];
       auto v = co_await verify(lane, w->slot->user->user, w->minted->token);

@@ -112,6 +112,8 @@ TEST_SUITE("config::load")
     REQUIRE(r->controllers.size() == 1);
     CHECK(r->controllers[0].url == "https://jenkins.example.com/");
     CHECK(r->controllers[0].batch_size == 50);
+    CHECK(r->controllers[0].max_concurrent == 4);
+    CHECK(r->controllers[0].verify_concurrent == 16);
     CHECK(r->controllers[0].timeout == std::chrono::seconds(30));
     REQUIRE(r->users.size() == 1);
     CHECK(r->users[0].slot() == "ci/svc-deploy");
@@ -142,7 +144,8 @@ TEST_SUITE("config::load")
           "defaults, users, signing_key, notify), found unknown key \"prune_intervall\"");
     CHECK(errors_of(f, replace(k_base, "    admin_user:", "    urll: x\n    admin_user:")) ==
           "c.yaml:5:5: controllers[0].urll: expected a known key (name, url, admin_user, "
-          "admin_token_file, ca_file, timeout, max_concurrent, batch_size, insecure_http), found "
+          "admin_token_file, ca_file, timeout, max_concurrent, verify_concurrent, batch_size, "
+          "insecure_http), found "
           "unknown key \"urll\"");
   }
 
@@ -165,6 +168,22 @@ TEST_SUITE("config::load")
     CHECK(errors_of(f, replace(k_base, "    admin_user: token-rotator\n",
                                "    admin_user: token-rotator\n    insecure_http: yes\n")) ==
           "c.yaml:6:20: controllers[0].insecure_http: expected true or false, found \"yes\"");
+    CHECK(errors_of(f, replace(k_base, "    admin_user: token-rotator\n",
+                               "    admin_user: token-rotator\n    verify_concurrent: 0\n")) ==
+          "c.yaml:6:24: controllers[0].verify_concurrent: expected an integer from 1 to 64, "
+          "found \"0\"");
+  }
+
+  TEST_CASE("verify_concurrent sets a controller's own limit for verifications")
+  {
+    Files f;
+    auto r = config::load_from_string(
+      f.sub(replace(k_base, "    admin_user: token-rotator\n",
+                    "    admin_user: token-rotator\n    verify_concurrent: 32\n")),
+      "c.yaml");
+    REQUIRE_MESSAGE(r.has_value(), r.error().message);
+    CHECK(r->controllers[0].verify_concurrent == 32);
+    CHECK(r->controllers[0].max_concurrent == 4);
   }
 
   TEST_CASE("durations need a unit")

@@ -116,24 +116,46 @@ TEST_SUITE("crypto::SecretBytes")
     }
   }
 
-  TEST_CASE("live SecretBytes raise VmLck by at least a page each, and release it" *
+  TEST_CASE("small SecretBytes share a locked slab; a large one locks pages of its own" *
             doctest::skip(k_mlock_is_intercepted))
   {
     const long page_kb = ::sysconf(_SC_PAGESIZE) / 1024;
-    const long before = vm_lck_kb();
-    REQUIRE(before >= 0);
-    {
-      std::vector<crypto::SecretBytes> live;
-      for (int i = 0; i < 4; ++i) {
-        auto s = crypto::SecretBytes::allocate(64);
-        REQUIRE(s.has_value());
-        live.push_back(std::move(*s));
-      }
-      const long during = vm_lck_kb();
-      MESSAGE("VmLck before ", before, " kB, with 4 SecretBytes ", during, " kB");
-      CHECK(during >= before + 4 * page_kb);
+    std::vector<crypto::SecretBytes> live;
+    for (int i = 0; i < 4; ++i) {
+      auto s = crypto::SecretBytes::allocate(64);
+      REQUIRE(s.has_value());
+      live.push_back(std::move(*s));
     }
-    CHECK(vm_lck_kb() == before);
+    // The slab (64 KiB) stays locked for the next secrets.
+    const long with_small = vm_lck_kb();
+    CHECK(with_small >= 64);
+    {
+      auto big = crypto::SecretBytes::allocate(5000);
+      REQUIRE(big.has_value());
+      const long during = vm_lck_kb();
+      MESSAGE("VmLck with small secrets ", with_small, " kB, and a 5000-byte one ", during, " kB");
+      CHECK(during >= with_small + 2 * page_kb);
+    }
+    CHECK(vm_lck_kb() == with_small);
+  }
+
+  TEST_CASE("a released small secret is wiped before its cell is handed out again")
+  {
+    unsigned char* cell = nullptr;
+    {
+      auto s = crypto::SecretBytes::allocate(200);
+      REQUIRE(s.has_value());
+      cell = s->data();
+      std::memset(s->data(), 0x5a, s->size());
+    }
+    // The cell stays mapped in its slab: what a later reader of that memory would find.
+    for (int i = 0; i < 200; ++i) {
+      REQUIRE(cell[i] == 0);
+    }
+    auto again = crypto::SecretBytes::allocate(100);
+    REQUIRE(again.has_value());
+    CHECK(again->data() == cell); // the last cell given back is the next handed out
+    CHECK(again->size() == 100);
   }
 
   TEST_CASE("a failed lock is counted and logged once, and the memory still works" *

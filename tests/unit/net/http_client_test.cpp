@@ -427,6 +427,43 @@ TEST_SUITE("net::Client")
     CHECK(server.connections == 2);
   }
 
+  TEST_CASE("verifications have their own limit beside max_concurrent")
+  {
+    asio::io_context ioc;
+    TestServer server(ioc, [](const Seen&, int) {
+      Reply r{ http_reply(200, "ok") };
+      r.delay = 50ms;
+      return r;
+    });
+    auto o = options_for(http_url(server));
+    o.max_concurrent = 1;
+    o.verify_concurrent = 3;
+    auto client = make_client(ioc, std::move(o));
+    int done = 0;
+    for (int i = 0; i < 8; ++i) {
+      asio::co_spawn(
+        ioc,
+        [&, i]() -> asio::awaitable<void> {
+          auto request = net::Request::get(i < 2 ? "scriptText" : "whoAmI/api/json");
+          request.verification = i >= 2;
+          auto r = co_await client->request(std::move(request));
+          done += r.has_value() ? 1 : 0;
+        },
+        asio::detached);
+    }
+    run(ioc, [&]() -> asio::awaitable<void> {
+      asio::steady_timer t(ioc);
+      while (done < 8) {
+        t.expires_after(10ms);
+        co_await t.async_wait(asio::use_awaitable);
+      }
+    });
+    CHECK(done == 8);
+    // One script and three verifications at once: neither waits for the other's limit.
+    CHECK(server.max_in_flight == 4);
+    CHECK(server.connections == 4);
+  }
+
   TEST_CASE("the circuit opens after repeated connect failures and fails fast")
   {
     asio::io_context ioc;

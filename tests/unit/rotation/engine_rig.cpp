@@ -56,8 +56,10 @@ Rig::Rig(RigOptions options)
                                  m_dir);
   for (const auto& c : m_options.controllers) {
     yaml += fmt::format("  - {{name: {0}, url: http://127.0.0.1:9/{0}/, admin_user: admin, "
-                        "admin_token_file: {1}/admin-token, batch_size: {2}}}\n",
-                        c, m_dir, m_options.batch_size);
+                        "admin_token_file: {1}/admin-token, batch_size: {2}, "
+                        "max_concurrent: {3}, verify_concurrent: {4}}}\n",
+                        c, m_dir, m_options.batch_size, m_options.max_concurrent,
+                        m_options.verify_concurrent);
   }
   yaml += fmt::format("recipients:\n  deploy: {}/deploy.pub\n"
                       "defaults:\n  schedule: every 7d\n  jitter: 0s\n  lifetime: 30d\n"

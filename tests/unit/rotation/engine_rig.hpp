@@ -66,6 +66,8 @@ struct RigOptions
   int sinks = 1;                                // file sinks per user
   bool exec_sink = false;                       // an exec sink (hook `hook`) after them
   int batch_size = 50;
+  int max_concurrent = 4;
+  int verify_concurrent = 16;
 };
 
 class Rig

@@ -726,6 +726,27 @@ TEST_SUITE("rotation::Engine")
     CHECK(r2.slots[0].slot() == "ci/svc-a");
   }
 
+  TEST_CASE("verifications run verify_concurrent at once; twice max_concurrent batches overlap")
+  {
+    std::vector<std::string> users;
+    for (int i = 0; i < 40; ++i) {
+      users.push_back(fmt::format("svc-{:02}", i));
+    }
+    Rig rig({ .users = users, .batch_size = 5, .max_concurrent = 2, .verify_concurrent = 3 });
+    rig.jenkins.mint_delay = 20ms;
+    rig.jenkins.verify_delay = 20ms;
+    const auto r = rig.pass();
+    INFO(joined(r.errors));
+    CHECK(r.ok());
+    CHECK(rig.jenkins.count(rotation::RequestOp::verify) == 40);
+    CHECK(rig.jenkins.count(rotation::RequestOp::mint) == 8);
+    // Each batch verifies up to verify_concurrent tokens; the net::Client holds them to
+    // verify_concurrent across batches (tests/unit/net).
+    CHECK(rig.jenkins.most_verifies_in_flight > 3);
+    CHECK(rig.jenkins.most_verifies_in_flight <= 4 * 3);
+    CHECK(rig.jenkins.most_mints_in_flight == 4);
+  }
+
   TEST_CASE("a down controller is an error of the pass; the others rotate")
   {
     Rig rig({ .users = { "ci/svc-a", "down/svc-b" }, .controllers = { "ci", "down" } });

@@ -166,7 +166,9 @@ public:
       users.push_back(i.user);
     }
     m_fake.calls.push_back({ m_controller, rotation::RequestOp::mint, users });
+    m_fake.most_mints_in_flight = std::max(m_fake.most_mints_in_flight, ++m_fake.m_mints_in_flight);
     co_await pause(m_fake.mint_delay);
+    --m_fake.m_mints_in_flight;
     if (m_fake.fail_mint_times > 0 && m_fake.fail_mint) {
       --m_fake.fail_mint_times;
       co_return failure(*m_fake.fail_mint);
@@ -245,6 +247,10 @@ public:
                                             const crypto::SecretBytes& token) override
   {
     m_fake.calls.push_back({ m_controller, rotation::RequestOp::verify, { user } });
+    m_fake.most_verifies_in_flight =
+      std::max(m_fake.most_verifies_in_flight, ++m_fake.m_verifies_in_flight);
+    co_await pause(m_fake.verify_delay);
+    --m_fake.m_verifies_in_flight;
     if (m_fake.verify_500.count(user) != 0) {
       co_return net::Failure{ net::FailureKind::http_status, 500, "whoAmI: 500 (fake)" };
     }

@@ -75,6 +75,10 @@ public:
   std::chrono::seconds skew{ 0 };
   std::chrono::milliseconds probe_delay{ 0 }; // a slow controller
   std::chrono::milliseconds mint_delay{ 0 };
+  std::chrono::milliseconds verify_delay{ 0 };
+  // The most mints and verifications the engine had in flight at once.
+  int most_mints_in_flight = 0;
+  int most_verifies_in_flight = 0;
 
   // Serves every controller of a config.
   std::unique_ptr<rotation::ApiFactory> factory();
@@ -94,6 +98,8 @@ private:
   int m_id;
   int m_uuids = 0;
   int m_minted = 0;
+  int m_mints_in_flight = 0;
+  int m_verifies_in_flight = 0;
 };
 
 // Serves each controller from its own fake (a controller missing from the map: an error).
