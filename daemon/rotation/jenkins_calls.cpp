@@ -43,6 +43,9 @@ Pass::ensure_probed(Lane& lane)
   if (!lane.probe_error.empty()) {
     co_return false;
   }
+  if (is_self(lane)) {
+    co_return co_await probe_self(lane); // REST as a user: no admin, no script
+  }
   const auto& c = *lane.controller->config;
   const auto start = std::chrono::steady_clock::now();
   auto p = co_await lane.controller->api->probe();
@@ -102,6 +105,9 @@ Pass::revoke(Lane& lane, std::vector<Revoke> items)
   std::set<std::string> gone;
   if (items.empty()) {
     co_return gone;
+  }
+  if (is_self(lane)) {
+    co_return co_await revoke_self(lane, std::move(items)); // by uuid, as each user
   }
   if (!co_await ensure_probed(lane)) {
     for (const auto& item : items) {
