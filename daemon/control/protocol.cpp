@@ -19,14 +19,20 @@ protocol_error(std::string message)
   return util::make_error("protocol", std::move(message));
 }
 
-// A peer's word in an error answer: bounded, and only as JSON will escape it.
+// A peer's word in an error answer: bounded, and only as JSON will escape it. The word
+// came through the JSON lexer, so it is valid UTF-8: the cut goes back to the start of
+// a character, never through one (the answer would carry U+FFFD instead).
 std::string
 echo(std::string_view word)
 {
   if (word.size() <= k_max_echo) {
     return std::string(word);
   }
-  return std::string(word.substr(0, k_max_echo)) + "…";
+  std::size_t cut = k_max_echo;
+  while (cut > 0 && (static_cast<unsigned char>(word[cut]) & 0xC0U) == 0x80U) {
+    --cut;
+  }
+  return std::string(word.substr(0, cut)) + "…";
 }
 
 std::string

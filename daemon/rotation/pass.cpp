@@ -6,6 +6,7 @@
 #include "util/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -141,6 +142,9 @@ Pass::Pass(Core& core, PassRequest request, PassObserver* observer)
   , m_observer(observer)
   , m_dry_run(m_request.kind == PassKind::preview)
 {
+  // Looked up once per slot of the lane: sorted, so a wave of thousands stays O(n log n).
+  std::sort(m_request.slots.begin(), m_request.slots.end());
+  std::sort(m_request.if_due.begin(), m_request.if_due.end());
   for (auto& [name, c] : m_core.controllers) {
     if (!m_request.controller || *m_request.controller == name) {
       m_lanes[name].controller = &c;
@@ -157,8 +161,13 @@ Pass::in_scope(const SlotEntry& slot) const
 bool
 Pass::named(const SlotEntry& slot) const
 {
-  return std::find(m_request.slots.begin(), m_request.slots.end(), slot.slot_name) !=
-         m_request.slots.end();
+  return std::binary_search(m_request.slots.begin(), m_request.slots.end(), slot.slot_name);
+}
+
+bool
+Pass::if_due(const SlotEntry& slot) const
+{
+  return std::binary_search(m_request.if_due.begin(), m_request.if_due.end(), slot.slot_name);
 }
 
 asio::awaitable<PassResult>
@@ -176,9 +185,14 @@ Pass::run()
   if (m_request.controller && m_lanes.empty()) {
     result.errors.push_back(fmt::format("unknown controller: {}", *m_request.controller));
   }
+  // A plain bool, not co_await inside || (g++ 12 coroutines and conditional temporaries).
+  bool rows = result.errors.empty() && !stopping();
+  if (rows && !m_dry_run) {
+    rows = co_await ensure_slot_rows(result.errors);
+  }
   if (stopping()) {
     result.stopped = true;
-  } else if (result.errors.empty() && (m_dry_run || ensure_slot_rows(result.errors))) {
+  } else if (rows) {
     std::vector<Lane*> lanes;
     for (auto& [name, lane] : m_lanes) {
       lanes.push_back(&lane);
@@ -246,36 +260,47 @@ Pass::run_lane(Lane& lane)
   }
 }
 
-// The slots in scope get their state rows (one transaction) before a pass that writes.
-bool
+// The slots in scope without a state row get theirs before a pass that writes: a
+// transaction per chunk, the io loop running between chunks (a first pass over 10,000 new
+// slots).
+asio::awaitable<bool>
 Pass::ensure_slot_rows(std::vector<std::string>& errors)
 {
-  auto tx = store().begin();
-  if (!tx) {
-    errors.push_back(fmt::format("state: {}", tx.error().message));
-    return false;
-  }
-  std::vector<std::pair<SlotEntry*, state::SlotId>> made;
+  std::vector<SlotEntry*> missing;
   for (auto& s : m_core.slots) {
-    if (!in_scope(s)) {
-      continue;
+    if (in_scope(s) && !s.id) {
+      missing.push_back(&s); // a row Engine::create found (same display name) stays
     }
-    auto id =
-      store().ensure_slot(s.user->controller, config::fold_user_id(s.user->user), s.user->user);
-    if (!id) {
-      errors.push_back(fmt::format("state: {}: {}", s.slot_name, id.error().message));
-      return false;
+  }
+  for (std::size_t first = 0; first < missing.size(); first += k_yield_every) {
+    if (first > 0) {
+      co_await yield();
     }
-    made.emplace_back(&s, *id);
+    auto tx = store().begin();
+    if (!tx) {
+      errors.push_back(fmt::format("state: {}", tx.error().message));
+      co_return false;
+    }
+    std::vector<std::pair<SlotEntry*, state::SlotId>> made;
+    for (std::size_t i = first; i < std::min(missing.size(), first + k_yield_every); ++i) {
+      auto& s = *missing[i];
+      auto id =
+        store().ensure_slot(s.user->controller, config::fold_user_id(s.user->user), s.user->user);
+      if (!id) {
+        errors.push_back(fmt::format("state: {}: {}", s.slot_name, id.error().message));
+        co_return false;
+      }
+      made.emplace_back(&s, *id);
+    }
+    if (auto r = tx->commit(); !r) {
+      errors.push_back(fmt::format("state: commit slots: {}", r.error().message));
+      co_return false;
+    }
+    for (auto& [s, id] : made) {
+      s->id = id;
+    }
   }
-  if (auto r = tx->commit(); !r) {
-    errors.push_back(fmt::format("state: commit slots: {}", r.error().message));
-    return false;
-  }
-  for (auto& [s, id] : made) {
-    s->id = id;
-  }
-  return true;
+  co_return true;
 }
 
 void
@@ -344,6 +369,12 @@ Pass::slot_row(const SlotEntry& slot)
     return std::nullopt;
   }
   return std::move(*row);
+}
+
+asio::awaitable<void>
+Pass::yield()
+{
+  co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
 }
 
 asio::awaitable<void>

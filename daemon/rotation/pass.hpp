@@ -85,7 +85,8 @@ struct PassResult
 enum class PassKind
 {
   full,   // resume open attempts, reconcile, rotate the due slots, prune
-  rotate, // resume, then rotate `slots` (or every slot in scope with `force`), due or not
+  rotate, // resume, then rotate `slots` (or every slot in scope with `force`), due or not,
+          // and those of `if_due` still due when the pass reaches them
   prune,  // revoke what is past its deadline or retire_at
   preview // what reconcile and prune would do now; writes nothing (plan --connect)
 };
@@ -94,7 +95,11 @@ struct PassRequest
 {
   PassKind kind = PassKind::full;
   bool force = false;
-  std::vector<std::string> slots;        // "controller/user", as config::User::slot()
+  std::vector<std::string> slots; // "controller/user", as config::User::slot()
+  // rotate: slots rotated only if still due (next_due against the state as the pass reads
+  // it, or changed sinks) when the pass reaches them: the scheduler's asks, which another
+  // pass may have served since they were queued. A name the config lacks is skipped.
+  std::vector<std::string> if_due;
   std::optional<std::string> controller; // only this controller's lane; nullopt: all
 };
 

@@ -93,9 +93,10 @@ public:
 private:
   // pass.cpp: the order of a pass, and what every step shares.
   boost::asio::awaitable<void> run_lane(Lane& lane);
-  bool ensure_slot_rows(std::vector<std::string>& errors);
+  boost::asio::awaitable<bool> ensure_slot_rows(std::vector<std::string>& errors);
   [[nodiscard]] bool in_scope(const SlotEntry& slot) const;
   [[nodiscard]] bool named(const SlotEntry& slot) const;
+  [[nodiscard]] bool if_due(const SlotEntry& slot) const;
   [[nodiscard]] state::Time now() const { return m_core.clock.now(); }
   [[nodiscard]] bool stopping() const { return m_core.stop.requested(); }
   [[nodiscard]] const config::Config& config() const { return *m_core.config; }
@@ -109,6 +110,10 @@ private:
   bool commit(Lane& lane, std::optional<state::Transaction>& tx, std::string_view what);
   std::optional<state::Slot> slot_row(const SlotEntry& slot);
   boost::asio::awaitable<void> sleep(std::chrono::milliseconds d);
+  // Lets the io loop run (the watchdog, the control socket, other lanes) in a loop over
+  // every slot of a lane; never inside a transaction. Every k_yield_every slots.
+  static constexpr std::size_t k_yield_every = 256;
+  boost::asio::awaitable<void> yield();
 
   // jenkins_calls.cpp: every request goes through these (timed, observed).
   boost::asio::awaitable<bool> ensure_probed(Lane& lane);

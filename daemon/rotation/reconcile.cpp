@@ -89,18 +89,32 @@ Pass::reconcile(Lane& lane)
   }
   std::vector<Revoke> to_revoke;
   {
-    // What reconcile notes (audit entries) is written in one transaction.
-    auto tx = m_dry_run ? std::optional<state::Transaction>() : begin(lane, "reconcile");
+    // What reconcile notes (audit entries) is written a transaction per chunk of slots;
+    // between chunks the io loop runs (10,000 slots take seconds on a busy host).
+    std::optional<state::Transaction> tx;
+    std::size_t in_tx = 0;
     for (std::size_t first = 0; first < mine.size(); ++first) {
       if (!answers[first]) {
         continue; // not the start of a batch
       }
-      const auto& listed = **answers[first];
+      if (in_tx >= k_yield_every) {
+        commit(lane, tx, "reconcile");
+        in_tx = 0;
+        co_await yield();
+      }
+      if (!tx && !m_dry_run) {
+        if (auto t = begin(lane, "reconcile")) {
+          tx.emplace(std::move(*t));
+        }
+      }
+      auto& listed = **answers[first];
       lane.usage_statistics = listed.usage_statistics;
       lane.jenkins_now_ms = listed.clock.now_ms;
       for (std::size_t k = 0; first + k < mine.size() && k < listed.users.size(); ++k) {
         reconcile_slot(lane, *mine[first + k], listed.users[k], *highest, to_revoke);
+        ++in_tx;
       }
+      answers[first].reset(); // done with it: the memory goes back as the loop goes on
     }
     commit(lane, tx, "reconcile");
   }

@@ -17,13 +17,19 @@ Pass::rotate(Lane& lane)
 {
   const auto t = now();
   std::vector<Work*> due;
+  std::size_t seen = 0;
   for (auto* s : lane.controller->slots) {
+    if (++seen % k_yield_every == 0) {
+      co_await yield();
+    }
     auto row = slot_row(*s);
     if (!row) {
       continue;
     }
     bool go = m_request.force || named(*s);
-    if (!go && m_request.kind == PassKind::full) {
+    // Due-ness is read here, from the state as it is now: a slot the scheduler queued that
+    // another pass rotated since (a forced rotate, the previous pass) is not rotated twice.
+    if (!go && (m_request.kind == PassKind::full || if_due(*s))) {
       go = next_due(*s->user, row, t) <= t || sinks_changed(store(), *s, *row);
     }
     if (!go) {

@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <optional>
@@ -153,6 +154,13 @@ parse_field(std::size_t index, std::string_view text, std::bitset<N>& bits)
       }
       low = *a;
       high = *a;
+    }
+    // A step past the range's width names only its first value ("*/8" in the weekday
+    // field is just Sunday, yet still counts as '*' for the day rule): refuse the riddle.
+    if (step > 1 && step > high - low) {
+      return fmt::format("expected a step of at most {} {} (a larger step names only {}: "
+                         "write that alone), found {}",
+                         std::max(1U, high - low), where, low, quote(item));
     }
     for (unsigned v = low; v <= high; v += step) {
       bits.set(index == 4 && v == 7 ? 0 : v);

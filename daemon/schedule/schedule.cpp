@@ -18,9 +18,10 @@ namespace {
 using std::chrono::minutes;
 using std::chrono::seconds;
 
-// The longest run of non-matching days is 8 years (Feb 29 across 2100): 9 years of days
-// bounds every search.
-constexpr int k_max_search_days = 9 * 366;
+// Most lines match within 8 years (Feb 29 across 2100): the search first looks 9 years
+// ahead, then up to twice the line's longest gap over the Gregorian cycle, which a rare
+// day needs ("0 0 29 2 */6", Feb 29 on a weekend: 16 years; on a Sunday, 40 across 2100).
+constexpr int k_first_search_days = 9 * 366;
 // The Gregorian calendar, weekdays included, repeats every 400 years = 146,097 days.
 constexpr int k_cycle_days = 146097;
 // Offset changes within this horizon are examined exactly for longest_gap: it covers the
@@ -154,7 +155,20 @@ next_cron_time(const Cron& cron, const Zone& zone, Instant after)
   const bool wildcard = cron.hour_wildcard();
 
   std::optional<Instant> best;
-  for (int i = 0; i < k_max_search_days; ++i) {
+  int limit = k_first_search_days;
+  bool extended = false;
+  for (int i = 0;; ++i) {
+    if (i == limit) {
+      if (best || extended) {
+        break;
+      }
+      // Twice the gap: a matching day may still not run (its only times skipped by DST).
+      limit = std::max(limit, 2 * longest_day_gap(cron) + 2);
+      extended = true;
+      if (i == limit) {
+        break;
+      }
+    }
     const auto day = first_day + date::days(i);
     if (!day_matches(cron, date::sys_days{ day.time_since_epoch() })) {
       continue;

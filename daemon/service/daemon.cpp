@@ -241,7 +241,9 @@ Daemon::scheduler_loop()
     }
     const auto w = plan_wake(m_table, now, m_epoch, m_config->catch_up_spread, m_holds);
     for (const auto& [lane, slots] : w.due) {
-      Ask ask{ Ask::Kind::rotate, false, {}, std::nullopt };
+      // Rotated only if still due when the pass reaches them: another pass may rotate
+      // them first (a forced rotate, the reload's full pass, a resumed attempt).
+      Ask ask{ Ask::Kind::rotate, false, {}, std::nullopt, true };
       for (const auto& s : slots) {
         if (!m_queue.has(lane, s)) {
           ask.slots.insert(s);
@@ -332,9 +334,9 @@ Daemon::run_pass(std::string lane, PassRequest request)
 {
   m_revoked[lane] = 0;
   static constexpr const char* kinds[] = { "full", "rotate", "prune", "preview" };
-  util::log::debug("lane {}: {} pass starts ({} slots named{})", lane,
+  util::log::debug("lane {}: {} pass starts ({} slots named, {} if still due{})", lane,
                    kinds[static_cast<int>(request.kind)], request.slots.size(),
-                   request.force ? ", forced" : "");
+                   request.if_due.size(), request.force ? ", forced" : "");
   PassResult result;
   try {
     std::vector<rotation::PassObserver*> observers{ this };
@@ -368,8 +370,10 @@ Daemon::run_pass(std::string lane, PassRequest request)
       ? fmt::format("ok ({} rotated)", committed)
       : fmt::format("{} rotated, {} not, {} errors", committed, other, result.errors.size());
   if (request.kind == PassKind::rotate) {
-    for (const auto& s : request.slots) {
-      m_holds[s] = now + k_retry_floor;
+    for (const auto* named : { &request.slots, &request.if_due }) {
+      for (const auto& s : *named) {
+        m_holds[s] = now + k_retry_floor;
+      }
     }
     if (request.force) {
       for (const auto& s : m_table) {
@@ -398,8 +402,12 @@ Daemon::run_pass(std::string lane, PassRequest request)
     w.result.stopped = w.result.stopped || result.stopped;
     finish_waiter(id);
   }
-  if (m_queue.all_idle() && m_idle_signal) {
-    m_idle_signal->cancel();
+  if (m_queue.all_idle()) {
+    // A pass over 10,000 slots peaks at tens of MB (listings, reports): give it back.
+    ::malloc_trim(0);
+    if (m_idle_signal) {
+      m_idle_signal->cancel();
+    }
   }
   if (m_stopping) {
     maybe_exit();
@@ -665,9 +673,14 @@ Daemon::reload()
   r->timer.cancel();
   m_last_reload = v;
   m_last_reload_at = m_clock.now();
+  const auto hooks = std::chrono::steady_clock::now();
   for (const auto& hook : m_reload_hooks) {
     hook(v, m_config);
   }
+  util::log::debug(
+    "reload: metrics and notifications reconfigured in {} ms",
+    std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - hooks)
+      .count());
   systemd::ready(status_line());
   co_return v;
 }
@@ -709,6 +722,7 @@ Daemon::do_reload()
     });
   });
   co_await parse->done.async_wait(asio::as_tuple(asio::use_awaitable));
+  const auto read = std::chrono::steady_clock::now();
   auto& loaded = parse->result;
   if (m_stopping) {
     co_return reject({ "the daemon is stopping" });
@@ -748,6 +762,7 @@ Daemon::do_reload()
   }
   auto config = std::make_shared<const config::Config>(std::move(next));
   loaded.reset();
+  const auto parsed = std::chrono::steady_clock::now();
   auto rotator = m_options.make_rotator(config);
   if (!rotator) {
     m_swap_pending = false;
@@ -790,11 +805,14 @@ Daemon::do_reload()
   m_config_loaded = m_clock.now();
   v.ok = true;
   v.slots = m_config->users.size();
-  util::log::info("reloaded {} in {} ms: {} slots, {} added, {} removed", path,
-                  std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started)
-                    .count(),
-                  v.slots, v.added.size(), v.removed.size());
+  const auto ms = [](auto d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  util::log::info("reloaded {} in {} ms (parse {} ms, waiting for passes {} ms, engine {} ms): {} "
+                  "slots, {} added, {} removed",
+                  path, ms(std::chrono::steady_clock::now() - started), ms(read - started),
+                  ms(parsed - read), ms(std::chrono::steady_clock::now() - parsed), v.slots,
+                  v.added.size(), v.removed.size());
   for (const auto& s : v.removed) {
     util::log::warning("{}: removed from the config: no longer rotated; its state and tokens are "
                        "kept (status lists it as unconfigured)",

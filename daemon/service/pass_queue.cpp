@@ -30,14 +30,28 @@ PassQueue::add(const std::string& lane, const Ask& ask)
           on_running = true;
         } else {
           p.force = true;
+          p.if_due.clear(); // forced covers them
           queued = true;
         }
       }
       for (const auto& s : ask.slots) {
-        if (l.running && (l.running->force || l.running->slots.count(s) > 0)) {
+        if (ask.if_due) {
+          // In flight in any form, or already queued: nothing to add.
+          if (l.running && (l.running->forces(s) || l.running->if_due.count(s) > 0)) {
+            on_running = true;
+          } else if (!p.force && p.slots.count(s) == 0) {
+            p.if_due.insert(s);
+            queued = true;
+          } else {
+            queued = true;
+          }
+        } else if (l.running && l.running->forces(s)) {
           on_running = true; // waits for the attempt in flight
         } else if (!ask.force) {
+          // A scheduled run in flight may find the slot no longer due: this ask forces, so
+          // it is queued, not folded into that pass.
           p.slots.insert(s);
+          p.if_due.erase(s);
           queued = true;
         }
       }
@@ -82,16 +96,19 @@ PassQueue::start(const std::string& lane)
     r.request.kind = rotation::PassKind::rotate;
     p.resume = false;
     take({ Ask::Kind::resume });
-  } else if (p.force || !p.slots.empty()) {
+  } else if (p.force || !p.slots.empty() || !p.if_due.empty()) {
     r.request.kind = rotation::PassKind::rotate;
     r.request.force = p.force;
     r.force = p.force;
     if (!p.force) {
       r.request.slots.assign(p.slots.begin(), p.slots.end());
+      r.request.if_due.assign(p.if_due.begin(), p.if_due.end());
       r.slots = std::move(p.slots);
+      r.if_due = std::move(p.if_due);
     }
     p.force = false;
     p.slots.clear();
+    p.if_due.clear();
     take({ Ask::Kind::rotate });
   } else if (p.full) {
     r.request.kind = rotation::PassKind::full;
@@ -161,8 +178,8 @@ PassQueue::has(const std::string& lane, const std::string& slot) const
     return false;
   }
   const auto& l = it->second;
-  return l.pending.force || l.pending.slots.count(slot) > 0 ||
-         (l.running && (l.running->force || l.running->slots.count(slot) > 0));
+  return l.pending.force || l.pending.slots.count(slot) > 0 || l.pending.if_due.count(slot) > 0 ||
+         (l.running && (l.running->forces(slot) || l.running->if_due.count(slot) > 0));
 }
 
 std::vector<WaiterId>

@@ -30,6 +30,10 @@ struct Ask
   bool force = false;
   std::set<std::string> slots;
   std::optional<WaiterId> waiter; // told when the pass that serves it returns
+  // rotate: the scheduler's ask: `slots` rotate only if still due when the pass reaches
+  // them (PassRequest::if_due), so a slot another pass rotated meanwhile is not rotated
+  // twice. An explicit ask (false) forces its slots and absorbs a scheduled ask for them.
+  bool if_due = false;
 };
 
 class PassQueue
@@ -52,7 +56,7 @@ public:
   [[nodiscard]] bool pending(const std::string& lane) const;
   [[nodiscard]] bool all_idle() const;
   [[nodiscard]] std::vector<std::string> running_lanes() const;
-  // Whether `slot` is queued or in flight on `lane`.
+  // Whether `slot` is queued or in flight on `lane` (scheduled asks included).
   [[nodiscard]] bool has(const std::string& lane, const std::string& slot) const;
 
   // Drops everything pending (stop, a lane removed by a reload): the waiters to answer.
@@ -68,10 +72,11 @@ private:
     bool prune = false;
     bool force = false;
     std::set<std::string> slots;
+    std::set<std::string> if_due; // disjoint from `slots`
     std::vector<std::pair<WaiterId, Ask::Kind>> waiters;
     [[nodiscard]] bool empty() const
     {
-      return !resume && !full && !prune && !force && slots.empty();
+      return !resume && !full && !prune && !force && slots.empty() && if_due.empty();
     }
   };
   struct Running
@@ -79,7 +84,12 @@ private:
     rotation::PassRequest request;
     bool force = false;
     std::set<std::string> slots;
+    std::set<std::string> if_due;
     std::vector<WaiterId> waiters;
+    [[nodiscard]] bool forces(const std::string& slot) const
+    {
+      return force || slots.count(slot) > 0;
+    }
   };
   struct Lane
   {

@@ -2,7 +2,8 @@
 // cron line) and util::parse_duration. What parses is then evaluated: the next run in UTC
 // and in a zone with DST, around a spring-forward night. Oracles: no crash or exception;
 // a parsed duration is positive-or-zero and formats to text that parses back to itself; a
-// parsed cron line has a next run (parse refuses lines that never match).
+// parsed cron line has a next run (parse refuses lines that never match) and a second,
+// strictly later one.
 #include "schedule/schedule.hpp"
 #include "schedule/zone.hpp"
 #include "util/duration.hpp"
@@ -52,12 +53,11 @@ LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size)
     if (!first) {
       std::abort();
     }
-    // Open finding (reported, not fixed yet): with a '*'-based day-of-week and a day of
-    // month, Vixie semantics need both ("1 1 5 1 */8": 5 January on a Sunday), which can be
-    // 11 years apart, beyond next_cron_time's 9-year search: the first run is found, the
-    // next is nullopt. Until that is fixed, only an `every` schedule must have a second run.
+    // Every parsed line runs again, strictly later (the search once stopped at 9 years,
+    // and '*'-based day fields can be 28 years apart: Feb 29 on a weekend).
     const auto second = schedule::next_run(*parsed, z, jitter, first, *first);
-    if (parsed->interval() && (!second || (parsed->interval()->count() > 0 && *second <= *first))) {
+    if (!second || (parsed->cron() && *second <= *first) ||
+        (parsed->interval() && parsed->interval()->count() > 0 && *second <= *first)) {
       std::abort();
     }
   }

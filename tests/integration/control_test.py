@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from rotation_rig import BIN, RigTest
+from rotation_rig import BIN, RigTest, binary_has_crash_points
 
 
 def daemon_available():
@@ -36,10 +36,12 @@ def raw_request(path, line, timeout=5.0):
 
 @unittest.skipUnless(os.path.exists(BIN) and daemon_available(), "no daemon command in this build")
 class ControlTest(RigTest):
-    def start_daemon(self, rig):
+    def start_daemon(self, rig, env=None):
         log = open(os.path.join(rig.dir, "daemon.log"), "w")
         self.addCleanup(log.close)
-        proc = subprocess.Popen([BIN, "daemon", "-c", rig.config], stdout=log, stderr=log)
+        e = dict(os.environ)
+        e.update(env or {})
+        proc = subprocess.Popen([BIN, "daemon", "-c", rig.config], stdout=log, stderr=log, env=e)
 
         def stop():
             if proc.poll() is None:
@@ -199,10 +201,9 @@ class ControlTest(RigTest):
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         self.assertIn("reloaded", r.stdout)
 
-    def test_stalled_peers_do_not_delay_status(self):
-        rig = self.rig("ctl-dos", n=1)
-        self.start_daemon(rig)
-        self.rotated_once(rig)
+    def flood(self, rig):
+        """50 peers that connect and send nothing, and one that sends 1 MiB without a
+        newline; returns a function that ends them and returns the big peer's answer."""
         silent = []
         for _ in range(50):
             s = socket.socket(socket.AF_UNIX)
@@ -212,32 +213,87 @@ class ControlTest(RigTest):
         big.connect(rig.socket)
         answer = {}
 
-        def flood():
+        def send():
             try:
                 big.sendall(b"x" * (1024 * 1024))
             except OSError:
                 pass  # cut at 64 KiB: the daemon closed
             data = b""
             while not data.endswith(b"\n"):
-                chunk = big.recv(4096)
+                try:
+                    chunk = big.recv(4096)
+                except OSError:
+                    break
                 if not chunk:
                     break
                 data += chunk
             answer["big"] = data
-        t = threading.Thread(target=flood)
+        t = threading.Thread(target=send)
         t.start()
-        try:
-            for _ in range(5):
-                status, took = raw_request(rig.socket, b'{"v":1,"cmd":"status"}\n')
-                self.assertTrue(status["ok"])
-                self.assertLess(took, 0.1)
+
+        def end():
             t.join(10)
-            self.assertIn(b"request over 65536 bytes", answer.get("big", b""))
-        finally:
             for s in silent:
                 s.close()
             big.close()
+            return answer.get("big", b"")
+        return end
 
+    def assert_status_answers_fast(self, rig, times=5):
+        for _ in range(times):
+            status, took = raw_request(rig.socket, b'{"v":1,"cmd":"status"}\n')
+            self.assertTrue(status["ok"])
+            self.assertLess(took, 0.1)
+
+    def test_stalled_peers_do_not_delay_status(self):
+        rig = self.rig("ctl-dos", n=1)
+        self.start_daemon(rig)
+        self.rotated_once(rig)
+        end = self.flood(rig)
+        try:
+            self.assert_status_answers_fast(rig)
+        finally:
+            big = end()
+        self.assertIn(b"request over 65536 bytes", big)
+
+    @unittest.skipUnless(binary_has_crash_points(), "needs a -DJTR_CRASH_POINTS=ON build "
+                         "(the clock hook makes a rotation due without waiting a day)")
+    def test_stalled_peers_do_not_delay_a_scheduled_rotation(self):
+        rig = self.rig("ctl-dos-sched", n=1, schedule="every 1d")
+        rig.edit_config("state_dir:", "catch_up_spread: 1s\nstate_dir:")  # no spread to wait
+        clock = os.path.join(rig.dir, "clock")
+        with open(clock, "w") as f:
+            f.write("0\n")
+        self.start_daemon(rig, env={"JTR_CLOCK_FILE": clock, "JTR_MAX_SLEEP_S": "1"})
+        user = rig.users[0]
+        first = self.rotated_once(rig)[user]["current_token"]
+        end = self.flood(rig)
+        try:
+            self.assert_status_answers_fast(rig, times=2)
+            # A day and a bit later by the daemon's clock the slot is due: the scheduler
+            # rotates it while the stalled peers are still connected.
+            with open(clock, "w") as f:
+                f.write("%d\n" % (86400 + 7200))
+            jumped = time.monotonic()
+            rotated = None
+            while time.monotonic() - jumped < 20:
+                status, took = raw_request(rig.socket, b'{"v":1,"cmd":"status"}\n')
+                self.assertLess(took, 0.1)
+                slot = status["slots"][0]
+                if slot["current_token"] != first and slot["last_result"] == "committed":
+                    rotated = time.monotonic() - jumped
+                    break
+                time.sleep(0.1)
+        finally:
+            big = end()
+        self.assertIsNotNone(rotated, "no scheduled rotation under the flood\n"
+                             + self.daemon_log(rig))
+        self.assertLess(rotated, 10)
+        self.assertIn(b"request over 65536 bytes", big)
+        history = rig.run("history", user, "--json")
+        self.assertEqual(history.returncode, 0, history.stderr)
+        committed = [e for e in json.loads(history.stdout)["events"] if e["event"] == "committed"]
+        self.assertEqual(len(committed), 2, "one scheduled rotation after the first")
 
 if __name__ == "__main__":
     unittest.main()

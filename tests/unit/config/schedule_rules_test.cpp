@@ -151,6 +151,22 @@ TEST_SUITE("config::check_schedules")
             "as 15m, 24h or 7d, found \"every fortnight\"");
   }
 
+  TEST_CASE("a cron step wider than its range is refused at the schedule's mark")
+  {
+    // The fuzzer's "1 1 5 1 */8": accepted once, then no run after the first.
+    ConfigDir dir;
+    const auto file = dir.config(std::string("users:\n"
+                                             "  - user: svc-a\n"
+                                             "    controller: ci\n"
+                                             "    schedule: \"1 1 5 1 */8\"\n") +
+                                 sink());
+    const auto c = config::load(file);
+    REQUIRE_FALSE(c.has_value());
+    CHECK(c.error().message ==
+          file + ":11:15: users[0].schedule: expected a step of at most 6 in field 5 of the cron "
+                 "line (a larger step names only 0: write that alone), found \"*/8\"");
+  }
+
   TEST_CASE("valid schedules and zones load")
   {
     ConfigDir dir;

@@ -114,6 +114,24 @@ TEST_SUITE("control::parse_request")
     CHECK(message.starts_with("unknown command: xxxx"));
   }
 
+  TEST_CASE("a long word is cut on a character boundary: the answer stays valid UTF-8")
+  {
+    // "€" is 3 bytes: 64 bytes end inside the 22nd one. The answer once carried the
+    // broken byte pair, which format_answer turned into U+FFFD (control_protocol fuzzer).
+    std::string euros;
+    for (int i = 0; i < 30; ++i) {
+      euros += "\xe2\x82\xac";
+    }
+    const auto message = error_of(R"({"v":1,"cmd":")" + euros + R"("})");
+    CHECK(message == "unknown command: " + euros.substr(0, 63) + "…");
+    const auto field = error_of(R"({"v":1,"cmd":"status",")" + euros + R"(":1})");
+    CHECK(field == "unknown field: " + euros.substr(0, 63) + "…");
+    // A word of exactly 64 bytes is whole; 65 ASCII bytes are cut at 64.
+    const std::string a64(64, 'a');
+    CHECK(error_of(R"({"v":1,"cmd":")" + a64 + R"("})") == "unknown command: " + a64);
+    CHECK(error_of(R"({"v":1,"cmd":")" + a64 + R"(b"})") == "unknown command: " + a64 + "…");
+  }
+
   TEST_CASE("wrong types are named with the field")
   {
     CHECK(error_of(R"({"v":1,"cmd":"rotate","slots":"svc-a"})") ==

@@ -3,6 +3,7 @@
 #include "rotation/engine_rig.hpp"
 #include "schedule/schedule.hpp"
 #include "schedule/zone.hpp"
+#include "service/pass_queue.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/core.h>
@@ -467,6 +468,52 @@ TEST_SUITE("rotation::Engine")
     req.force = true;
     r = rig.pass(req);
     CHECK(r.slots.size() == 2);
+  }
+
+  TEST_CASE("a slot the scheduler queued while another pass rotated it is rotated once")
+  {
+    // The daemon's sequence: a full pass (start-up resume, a reload) runs and rotates the
+    // new slots; meanwhile the scheduler, reading the table from before, queues svc-a as
+    // due. Its pass then runs after the commit: "if still due" is false, nothing is minted.
+    Rig rig;
+    service::PassQueue q;
+    q.add("ci", service::Ask{ service::Ask::Kind::full, false, {}, std::nullopt });
+    auto full = q.start("ci");
+    REQUIRE(full);
+    q.add("ci",
+          service::Ask{ service::Ask::Kind::rotate, false, { "ci/svc-a" }, std::nullopt, true });
+    auto r = rig.pass(*full);
+    REQUIRE(r.ok());
+    CHECK(r.slots.size() == 2);
+    q.finish("ci");
+    const auto first = *rig.slot("svc-a")->current_uuid;
+    auto scheduled = q.start("ci");
+    REQUIRE(scheduled);
+    CHECK(scheduled->slots.empty());
+    r = rig.pass(*scheduled);
+    INFO(joined(r.errors));
+    CHECK(r.ok());
+    CHECK(r.slots.empty());
+    CHECK(rig.jenkins.count(RequestOp::mint) == 1);
+    CHECK(*rig.slot("svc-a")->current_uuid == first);
+    CHECK(rig.jenkins.tokens("svc-a").size() == 1);
+    // Once due by the schedule, the same request rotates it; named slots still force.
+    rig.clock.advance(7 * 24h + 1s);
+    r = rig.pass(*scheduled);
+    REQUIRE(r.slots.size() == 1);
+    CHECK(r.slots[0].slot() == "ci/svc-a");
+    CHECK(r.slots[0].result == SlotResult::committed);
+    rotation::PassRequest named;
+    named.kind = PassKind::rotate;
+    named.slots = { "ci/svc-a" };
+    r = rig.pass(named);
+    REQUIRE(r.slots.size() == 1);
+    CHECK(r.slots[0].result == SlotResult::committed);
+    // A name the config lacks (removed by a reload) is skipped, not an error.
+    rotation::PassRequest gone;
+    gone.kind = PassKind::rotate;
+    gone.if_due = { "ci/removed" };
+    CHECK(rig.pass(gone).ok());
   }
 
   TEST_CASE("one lane per controller: a slow controller does not hold up another")

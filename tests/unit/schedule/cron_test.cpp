@@ -133,6 +133,38 @@ TEST_SUITE("schedule::Cron")
                                           "\"0 0 31 apr,jun *\", which never runs");
   }
 
+  TEST_CASE("a step wider than its range is refused: it names only the first value")
+  {
+    // The fuzzer's findings (tests/fuzz/corpus/schedule/finding-*): each was accepted, and a
+    // '*'-based single day such as "*/8" (Sunday only, yet '*' for the day rule) made the
+    // line run once and then never within the search.
+    CHECK(error_of("1\t1  5\t1 */8") ==
+          "expected a step of at most 6 in field 5 of the cron line (a larger step names only 0: "
+          "write that alone), found \"*/8\"");
+    CHECK(error_of("1  2 */56 2 1 ") ==
+          "expected a step of at most 30 in field 3 of the cron line (a larger step names only "
+          "1: write that alone), found \"*/56\"");
+    CHECK(error_of("*/512   */56  */56 6 1 ") ==
+          "expected a step of at most 59 in field 1 of the cron line (a larger step names only "
+          "0: write that alone), found \"*/512\"");
+    CHECK(error_of("5 7 2 2 */7") ==
+          "expected a step of at most 6 in field 5 of the cron line (a larger step names only 0: "
+          "write that alone), found \"*/7\"");
+    CHECK(error_of("1,1 01 2 6  */7 ") ==
+          "expected a step of at most 6 in field 5 of the cron line (a larger step names only 0: "
+          "write that alone), found \"*/7\"");
+    CHECK(error_of("0 10-12/3 * * *") ==
+          "expected a step of at most 2 in field 2 of the cron line (a larger step names only "
+          "10: write that alone), found \"10-12/3\"");
+    CHECK(error_of("0 0 * 1-12/12 *") ==
+          "expected a step of at most 11 in field 4 of the cron line (a larger step names only "
+          "1: write that alone), found \"1-12/12\"");
+    // The widest steps that still name two values, and a step of 1 over a single value.
+    CHECK(Cron::parse("*/59 */23 */30 */11 */6").has_value());
+    CHECK(Cron::parse("0 10-12/2 * * *").has_value());
+    CHECK(Cron::parse("0 5-5/1 * * *").has_value());
+  }
+
   TEST_CASE("February 29 and the 31st of long months do run")
   {
     CHECK(Cron::parse("0 12 29 2 *").has_value());

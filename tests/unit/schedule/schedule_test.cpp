@@ -50,6 +50,14 @@ struct Case
 };
 
 const std::vector<Case> k_cases = {
+  // A '*'-based weekday field and a day of the month: both must match (Vixie), Feb 29 on
+  // a weekend, up to 28 years apart. The search once stopped at 9 years: no second run.
+  { "0 12 29 2 */6",
+    "UTC",
+    "",
+    "2026-06-01T00:00:00Z",
+    { "2032-02-29T12:00:00Z", "2048-02-29T12:00:00Z", "2060-02-29T12:00:00Z",
+      "2076-02-29T12:00:00Z", "2088-02-29T12:00:00Z", "2116-02-29T12:00:00Z" } },
   // Leap days: every 4 years, and 2100 is not a leap year.
   { "0 12 29 2 *",
     "UTC",
@@ -307,6 +315,8 @@ TEST_SUITE("schedule::longest_gap")
       { "0 0 31 * *", "UTC", 61 * 24h },
       // 2096-02-29 -> 2104-02-29: 2100 is not a leap year.
       { "0 12 29 2 *", "UTC", 2921 * 24h },
+      // 2088-02-29 (Sunday) -> 2116-02-29 (Saturday).
+      { "0 12 29 2 */6", "UTC", 10226 * 24h },
       { "0 0 1 1 *", "UTC", 366 * 24h },
       { "0 0 1 * 1", "UTC", 7 * 24h },
       // 22:00 to 02:00 the next day.

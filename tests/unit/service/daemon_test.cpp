@@ -63,6 +63,7 @@ struct Fixture
     o.clock = &clock;
     o.max_sleep = 1s;
     o.handle_signals = false;
+    o.load = [](const std::string&) { return util::Result<config::Config>(*two_lanes()); };
     o.make_rotator = [this](std::shared_ptr<const config::Config>) {
       return util::Result<std::unique_ptr<service::Rotator>>(
         std::make_unique<FakeRotator>(io.get_executor(), world));
@@ -81,7 +82,8 @@ struct Fixture
   {
     return static_cast<std::size_t>(
       std::count_if(world.requests.begin(), world.requests.end(), [&](const auto& r) {
-        return std::find(r.slots.begin(), r.slots.end(), slot) != r.slots.end();
+        return std::find(r.slots.begin(), r.slots.end(), slot) != r.slots.end() ||
+               std::find(r.if_due.begin(), r.if_due.end(), slot) != r.if_due.end();
       }));
   }
 };
@@ -159,6 +161,33 @@ TEST_SUITE("service::Daemon")
     // It stays due in the fake (its table does not move): held, not retried at once.
     f.io.run_for(1500ms);
     CHECK(f.passes_naming("ok/a") == 1);
+  }
+
+  TEST_CASE("a slot the scheduler queued while another pass rotated it is not rotated again")
+  {
+    // The reload's full pass rotates ok/a, which fell due; the scheduler, seeing it due in
+    // the table it read before that commit, queues it too. The queued ask is "if still due",
+    // evaluated when its pass runs: one rotation, not two.
+    Fixture f;
+    f.world.clock = &f.clock;
+    f.world.period = 7 * 24h;
+    f.world.lane_delay["ok"] = 300ms;
+    REQUIRE_OK(f.daemon->start());
+    f.io.run_for(500ms); // the resume passes return
+    CHECK(f.world.rotations.empty());
+    f.clock.advance(3601s); // ok/a and down/c fall due
+    std::optional<service::ReloadVerdict> verdict;
+    asio::co_spawn(
+      f.io, [&]() -> asio::awaitable<void> { verdict = co_await f.daemon->reload(); },
+      asio::detached);
+    f.io.run_for(2500ms);
+    REQUIRE(verdict);
+    CHECK(verdict->ok);
+    CHECK(f.world.rotations["ok/a"] == 1);
+    CHECK(f.world.rotations["down/c"] == 1);
+    CHECK(f.world.rotations.count("ok/b") == 0);
+    // The scheduler did queue ok/a (if still due) after or beside the full pass.
+    CHECK(f.passes_naming("ok/a") >= 1);
   }
 
   TEST_CASE("stop asks the running passes to stop and ends once they returned")

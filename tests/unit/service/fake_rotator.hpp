@@ -1,11 +1,13 @@
 #pragma once
 
 #include "service/rotator.hpp"
+#include "util/clock.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -25,6 +27,11 @@ struct FakeWorld
   std::vector<std::string> finished;           // lanes, in the order their passes returned
   int stop_requests = 0;
   int rotators_made = 0;
+  // Set: `if_due` slots rotate only when their table entry is due by this clock, and a
+  // commit moves the entry `period` on (as the engine's next_due would).
+  const util::Clock* clock = nullptr;
+  std::chrono::seconds period{ 0 };
+  std::map<std::string, int> rotations; // per slot
 };
 
 class FakeRotator : public service::Rotator
@@ -50,11 +57,20 @@ public:
     m_timers.erase(timer);
     rotation::PassResult r;
     r.stopped = m_stop;
-    if (request.kind == rotation::PassKind::rotate) {
-      for (const auto& s : m_world.table) {
+    // A full pass rotates what is due by the clock (when the world has one).
+    const bool full = request.kind == rotation::PassKind::full && m_world.clock != nullptr;
+    if (request.kind == rotation::PassKind::rotate || full) {
+      for (auto& s : m_world.table) {
         const bool named =
           std::find(request.slots.begin(), request.slots.end(), s.slot) != request.slots.end();
-        if (s.controller == lane && (named || request.force)) {
+        const bool if_due = (full || std::find(request.if_due.begin(), request.if_due.end(),
+                                               s.slot) != request.if_due.end()) &&
+                            (m_world.clock == nullptr || s.due <= m_world.clock->now());
+        if (s.controller == lane && (named || if_due || request.force)) {
+          ++m_world.rotations[s.slot];
+          if (m_world.clock != nullptr && m_world.period.count() > 0) {
+            s.due = m_world.clock->now() + m_world.period;
+          }
           rotation::SlotReport rep;
           rep.controller = s.controller;
           rep.user = s.user;

@@ -16,6 +16,12 @@ rotate(std::set<std::string> slots, std::optional<service::WaiterId> w = std::nu
   return Ask{ K::rotate, false, std::move(slots), w };
 }
 
+Ask
+scheduled(std::set<std::string> slots)
+{
+  return Ask{ K::rotate, false, std::move(slots), std::nullopt, true };
+}
+
 } // namespace
 
 TEST_SUITE("service::PassQueue")
@@ -108,6 +114,54 @@ TEST_SUITE("service::PassQueue")
     CHECK(p->kind == rotation::PassKind::full);
     CHECK(q.finish("ci") == std::vector<service::WaiterId>{ 1, 2 });
     CHECK_FALSE(q.start("ci")); // the prune was merged into the full pass
+  }
+
+  TEST_CASE("scheduled asks rotate only if still due; an explicit ask for the slot forces it")
+  {
+    PassQueue q;
+    q.add("ci", scheduled({ "ci/a", "ci/b" }));
+    CHECK(q.has("ci", "ci/a"));
+    q.add("ci", rotate({ "ci/b" }, 1)); // explicit: forces ci/b, absorbs its scheduled ask
+    auto p = q.start("ci");
+    REQUIRE(p);
+    CHECK(p->kind == rotation::PassKind::rotate);
+    CHECK(p->slots == std::vector<std::string>{ "ci/b" });
+    CHECK(p->if_due == std::vector<std::string>{ "ci/a" });
+    CHECK(q.has("ci", "ci/a"));
+    q.add("ci", scheduled({ "ci/a", "ci/b" })); // in flight: not queued again
+    CHECK_FALSE(q.pending("ci"));
+    // An explicit ask for a slot in flight only "if due" is queued (that pass may skip it).
+    CHECK(q.add("ci", rotate({ "ci/a" }, 2)) == 1);
+    CHECK(q.finish("ci") == std::vector<service::WaiterId>{ 1 });
+    p = q.start("ci");
+    REQUIRE(p);
+    CHECK(p->slots == std::vector<std::string>{ "ci/a" });
+    CHECK(p->if_due.empty());
+    CHECK(q.finish("ci") == std::vector<service::WaiterId>{ 2 });
+  }
+
+  TEST_CASE("a forced ask covers the scheduled ones; a scheduled ask never forces")
+  {
+    PassQueue q;
+    q.add("ci", scheduled({ "ci/a" }));
+    q.add("ci", Ask{ K::rotate, true, {}, 1 });
+    auto p = q.start("ci");
+    REQUIRE(p);
+    CHECK(p->force);
+    CHECK(p->if_due.empty());
+    q.add("ci", scheduled({ "ci/a" })); // the forced pass in flight covers it
+    CHECK_FALSE(q.pending("ci"));
+    q.finish("ci");
+    // Queued while a full pass runs (that pass may rotate it): still only "if due".
+    q.add("ci", Ask{ K::full, false, {}, std::nullopt });
+    REQUIRE(q.start("ci"));
+    q.add("ci", scheduled({ "ci/a" }));
+    q.finish("ci");
+    p = q.start("ci");
+    REQUIRE(p);
+    CHECK_FALSE(p->force);
+    CHECK(p->slots.empty());
+    CHECK(p->if_due == std::vector<std::string>{ "ci/a" });
   }
 
   TEST_CASE("stopping drops what is pending and hands back its waiters")
