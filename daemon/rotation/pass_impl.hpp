@@ -188,8 +188,9 @@ private:
     Lane& lane, const std::vector<Work*>& batch, state::Time t);
   boost::asio::awaitable<std::vector<Work*>> settle_self_lost(Lane& lane, std::vector<Work*> lost);
   boost::asio::awaitable<std::set<std::string>> revoke_self(Lane& lane, std::vector<Revoke> items);
-  // After a commit: the first one retires the bootstrap token (a sweep after grace).
-  void self_committed(Lane& lane, Work& w, bool had_current);
+  // After a commit that logged in with the bootstrap token (`old_current`, the token the
+  // commit replaced, has no kept value): that token is swept after grace.
+  void self_committed(Lane& lane, Work& w, const std::optional<std::string>& old_current);
   // revokeAllExcept(current) for the slots marked to sweep, once nothing else must live.
   boost::asio::awaitable<void> sweep_self(Lane& lane);
 

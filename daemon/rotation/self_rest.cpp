@@ -343,10 +343,17 @@ Pass::revoke_self(Lane& lane, std::vector<Revoke> items)
 }
 
 void
-Pass::self_committed(Lane& lane, Work& w, bool had_current)
+Pass::self_committed(Lane& lane, Work& w, const std::optional<std::string>& old_current)
 {
-  if (had_current) {
-    return;
+  if (old_current) {
+    // The old current logged in when its value is kept; else it was a token of the script
+    // path (a slot moved from auth: admin) and the bootstrap token logged in.
+    auto token = store().token(*old_current);
+    auto sealed = token && *token ? store().self_secret((*token)->seq)
+                                  : util::Result<std::optional<std::string>>(std::nullopt);
+    if (sealed && *sealed) {
+      return;
+    }
   }
   const auto& u = *w.slot->user;
   // The bootstrap token (uuid unknown) retires like a previous token: after grace.

@@ -22,7 +22,7 @@ class SelfRig:
     """A config with one `auth: self` controller (no admin keys) and `users` on it, each with
     a bootstrap token planted by the test (as an operator would make it by hand)."""
 
-    def __init__(self, emu, users, grace="0s"):
+    def __init__(self, emu, users, grace="0s", admin_emu=None, admin_users=()):
         self.emu = emu
         self.users = users
         self.tmp = tempfile.TemporaryDirectory(prefix="jtr-self-")
@@ -50,11 +50,26 @@ class SelfRig:
                            "    bootstrap_token_file: %s\n    sinks:\n"
                            "      - {type: file, path: %s/%s.json, recipients: [deploy]}\n"
                            % (u, path, self.out, u))
+        admin_yaml = ""
+        if admin_emu is not None:
+            # Mixed: an admin controller (script console) beside the self one.
+            token_file = os.path.join(d, "admin-token")
+            with open(token_file, "w") as f:
+                f.write(admin_emu.admin_token + "\n")
+            os.chmod(token_file, 0o600)
+            admin_yaml = ("  - {name: ci, url: %s, admin_user: %s, admin_token_file: %s}\n"
+                          % (admin_emu.url, admin_emu.admin_user, token_file))
+            for u in admin_users:
+                admin_emu.create_user(u)
+                entries.append("  - user: %s\n    controller: ci\n    sinks:\n"
+                               "      - {type: file, path: %s/%s.json, recipients: [deploy]}\n"
+                               % (u, self.out, u))
         self.config = os.path.join(d, "config.yaml")
         with open(self.config, "w") as f:
             f.write("state_dir: %s\ncontrol: {socket: %s/control.sock}\n" % (self.state_dir, d))
             f.write("retry: {attempts: 2, initial: 1s, max: 1s}\n")
             f.write("controllers:\n  - {name: lean, url: %s, auth: self, timeout: 10s}\n" % emu.url)
+            f.write(admin_yaml)
             f.write("recipients:\n  deploy: %s\n" % pub)
             f.write("defaults: {schedule: every 7d, lifetime: 30d, grace: %s, "
                     "failure_budget: 1d}\n" % grace)
@@ -77,11 +92,14 @@ class SelfRig:
     def cleanup(self):
         self.tmp.cleanup()
 
-    def once(self, *args):
-        r = subprocess.run([BIN, "once", *args, "-c", self.config], capture_output=True,
-                           text=True, timeout=120)
+    def run(self, *args):
+        r = subprocess.run([BIN, *args, "-c", self.config], capture_output=True, text=True,
+                           timeout=120)
         self.outputs.append(r.stdout + r.stderr)
         return r
+
+    def once(self, *args):
+        return self.run("once", *args)
 
     def envelope(self, user):
         with open(os.path.join(self.out, user + ".json")) as f:
@@ -210,6 +228,15 @@ class SelfRotationTest(unittest.TestCase):
         self.assert_no_script()
         self.assert_nothing_plain(rig)
 
+    def test_check_config_connect_logs_in_as_the_user(self):
+        rig = self.rig(["self-cc"])
+        r = rig.run("check-config", "--connect")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("lean: OK: Jenkins 2.560, auth: self as self-cc (REST, no admin; expiring "
+                      "tokens: yes)", r.stdout)
+        self.assert_no_script()
+        self.assert_nothing_plain(rig)
+
     def test_lost_answer_before_running_leaves_nothing(self):
         rig = self.rig(["self-unmade"])
         self.assertEqual(rig.once().returncode, 0)
@@ -241,7 +268,50 @@ class SelfRotationOldJenkinsTest(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("controller lean: auth: self needs Jenkins 2.260 or later", r.stdout + r.stderr)
         self.assertEqual(len(rig.jenkins_tokens("self-old")), 1)  # the bootstrap token only
+        r = rig.run("check-config", "--connect")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("lean: FAILED: auth: self needs Jenkins 2.260 or later (addFixedToken and "
+                      "revokeAllExcept); it runs 2.250 (probed as self-old)", r.stdout)
         self.assertEqual({k: v for k, v in self.emu.counters().items() if "scriptText" in k}, {})
+
+
+class MixedControllersTest(unittest.TestCase):
+    """An admin controller (script console) and a self one (REST) in one config, one
+    emulator each: both rotate in one `once`; the self one's emulator runs no script."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.admin_emu = Emulator(version="2.560")
+        cls.self_emu = Emulator(version="2.462")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.admin_emu.stop(remove=True)
+        cls.self_emu.stop(remove=True)
+
+    def test_both_rotate_and_only_the_admin_one_scripts(self):
+        rig = SelfRig(self.self_emu, ["self-m"], admin_emu=self.admin_emu, admin_users=["adm-m"])
+        self.addCleanup(rig.cleanup)
+        self.self_emu.reset_counters()
+        self.admin_emu.reset_counters()
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for emu, user in ((self.self_emu, "self-m"), (self.admin_emu, "adm-m")):
+            env, token = rig.envelope(user)
+            self.assertEqual(emu.get("/whoAmI/api/json", auth=(user, token)).json()["name"], user)
+            self.assertEqual(env["token_uuid"], rig.current_uuid(user))
+        # 2.462 (2.260-2.547): no expiry in Jenkins, the daemon's deadline only.
+        env, _ = rig.envelope("self-m")
+        self.assertIsNone(env["jenkins_expires"])
+        self.assertEqual({k: v for k, v in self.self_emu.counters().items() if "scriptText" in k},
+                         {})
+        self.assertTrue(any("scriptText" in k for k in self.admin_emu.counters()))
+        r = rig.once("--force")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual([t["uuid"] for t in rig.jenkins_tokens("self-m")],
+                         [rig.current_uuid("self-m")])
+        self.assertEqual({k: v for k, v in self.self_emu.counters().items() if "scriptText" in k},
+                         {})
 
 
 if __name__ == "__main__":
