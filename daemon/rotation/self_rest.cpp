@@ -5,7 +5,6 @@
 // lost mint) with revokeAllExcept(current) once no other token of the slot must live.
 #include "crypto/state_key.hpp"
 #include "rotation/pass_impl.hpp"
-#include "util/crash_point.hpp"
 #include "util/log.hpp"
 
 #include <fmt/core.h>
@@ -190,7 +189,6 @@ Pass::mint_self(Lane& lane, const std::vector<Work*>& batch, state::Time t)
       co_return answer;
     }
   }
-  util::crash_point("after_self_intent");
   co_await for_each_concurrently(
     batch.size(), static_cast<std::size_t>(lane.controller->config->max_concurrent),
     [&](std::size_t i) -> asio::awaitable<void> {
@@ -421,7 +419,6 @@ Pass::sweep_self(Lane& lane)
       util::log::error("{}: revokeAllExcept: {}", s.slot_name, r.error().message);
       continue;
     }
-    util::crash_point("after_self_sweep");
     auto tx = begin(lane, "self sweep");
     for (const auto& k : *live) {
       if (k.role != state::TokenRole::current) {
