@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <malloc.h>
 #include <memory>
 
 namespace app {
@@ -46,6 +47,11 @@ int
 cmd_daemon(const std::vector<std::string>& args)
 {
   const Args a("daemon", args, {}, { "config" });
+  // Two malloc arenas: the io thread's and one the config parses share (the loader's copy
+  // thread, the reload worker). Without a cap each gets its own and a reload leaves the
+  // daemon ~8 MB larger for good (tests/bench/daemon-idle, 10,000 slots: 58 MB after a
+  // reload, 49.7 MB with the cap, as before it).
+  ::mallopt(M_ARENA_MAX, 2);
   auto loaded = config::load(a.config_path());
   if (!loaded) {
     std::fputs((loaded.error().message + "\n").c_str(), stderr);

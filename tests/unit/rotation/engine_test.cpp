@@ -516,6 +516,23 @@ TEST_SUITE("rotation::Engine")
     CHECK(rig.pass(gone).ok());
   }
 
+  TEST_CASE("slot rows: known ones are read in one query, a display name that changed is updated")
+  {
+    Rig rig;
+    REQUIRE(rig.pass().ok());
+    const auto id = rig.slot("svc-a")->id;
+    // As if an older config had written the user as SVC-A (Jenkins ignores case).
+    REQUIRE(rig.store().ensure_slot("ci", "svc-a", "SVC-A").value() == id);
+    REQUIRE(rig.slot("svc-a")->user_display == "SVC-A");
+    rig.clock.advance(24h);
+    const auto r = rig.pass();
+    CHECK(r.ok());
+    CHECK(r.slots.empty()); // nothing due
+    CHECK(rig.slot("svc-a")->id == id);
+    CHECK(rig.slot("svc-a")->user_display == "svc-a");
+    CHECK(rig.slot("svc-b")->user_display == "svc-b");
+  }
+
   TEST_CASE("one lane per controller: a slow controller does not hold up another")
   {
     Rig rig({ .users = { "ci/svc-a", "slow/svc-b" }, .controllers = { "ci", "slow" } });
