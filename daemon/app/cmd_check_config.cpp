@@ -2,6 +2,7 @@
 #include "app/commands.hpp"
 #include "app/harden_first.hpp"
 #include "config/loader.hpp"
+#include "net/http_client.hpp"
 #include "rotation/api_factory.hpp"
 #include "util/error.hpp"
 
@@ -11,6 +12,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <utility>
 
 namespace app {
 
@@ -46,6 +48,55 @@ describe(const config::Controller& c, const util::Error& e)
   return fmt::format("{}: FAILED: {}: {}", c.name, e.kind, message);
 }
 
+// auth: self has no admin to probe with: each user with a bootstrap_token_file logs in
+// with it (REST /whoAmI, no script) and the version must be 2.260+ (addFixedToken,
+// revokeAllExcept). Users without one are probed by the daemon with its kept tokens.
+boost::asio::awaitable<std::pair<bool, std::string>>
+probe_self(const config::Config& config, const config::Controller& c, jenkins::Api& api)
+{
+  std::vector<std::string> said;
+  bool all = true;
+  int probed = 0;
+  for (const auto& u : config.users) {
+    if (u.controller != c.name || u.bootstrap_token_file.empty()) {
+      continue;
+    }
+    auto token = net::read_token_file(u.bootstrap_token_file);
+    if (!token) {
+      all = false;
+      said.push_back(fmt::format("{}: bootstrap_token_file {}", u.user, token.error().message));
+      continue;
+    }
+    ++probed;
+    std::string user = u.user;
+    auto p = co_await api.rest_probe(std::move(user), *token);
+    if (!p) {
+      all = false;
+      said.push_back(fmt::format("{}: {}", u.user, p.error().message));
+    } else if (!p->helpers) {
+      all = false;
+      said.push_back(fmt::format("auth: self needs Jenkins 2.260 or later (addFixedToken and "
+                                 "revokeAllExcept); it runs {} (probed as {})",
+                                 p->version, u.user));
+    } else {
+      said.push_back(fmt::format("Jenkins {}, auth: self as {} (REST, no admin; expiring "
+                                 "tokens: {})",
+                                 p->version, u.user, yes_no(p->expiring)));
+    }
+  }
+  if (probed == 0 && all) {
+    co_return std::pair(true, fmt::format("{}: OK: auth: self (no admin credential); no "
+                                          "bootstrap token to probe with, the daemon probes "
+                                          "with the tokens it keeps",
+                                          c.name));
+  }
+  std::string text;
+  for (const auto& s : said) {
+    text += (text.empty() ? "" : "; ") + s;
+  }
+  co_return std::pair(all, fmt::format("{}: {}: {}", c.name, all ? "OK" : "FAILED", text));
+}
+
 // Probes every controller at once on one io_context; one line per controller, in config
 // order. Returns whether all succeeded.
 bool
@@ -66,6 +117,21 @@ connect_all(const config::Config& config)
     }
     apis.push_back(std::move(*api));
     auto& jenkins_api = *apis.back();
+    if (c.auth == config::Auth::self) {
+      boost::asio::co_spawn(
+        ioc,
+        [&, i]() -> boost::asio::awaitable<void> {
+          auto r = co_await probe_self(config, config.controllers[i], jenkins_api);
+          ok[i] = r.first;
+          lines[i] = std::move(r.second);
+        },
+        [&, i](std::exception_ptr e) {
+          if (e) {
+            lines[i] = fmt::format("{}: FAILED: internal error", config.controllers[i].name);
+          }
+        });
+      continue;
+    }
     boost::asio::co_spawn(
       ioc,
       [&, i]() -> boost::asio::awaitable<void> {

@@ -44,6 +44,12 @@ to_string(PrunePolicy policy)
   return policy == PrunePolicy::all ? "all" : "managed";
 }
 
+const char*
+to_string(Auth auth)
+{
+  return auth == Auth::self ? "self" : "admin";
+}
+
 std::string
 fold_user_id(std::string_view id)
 {

@@ -37,6 +37,13 @@ struct Retry
   Seconds max{ 300 };
 };
 
+// How the daemon reaches a controller's tokens (docs/self-rotation.md).
+enum class Auth
+{
+  admin, // the script console, as admin_user
+  self   // REST, each user with its own current token; no admin credential
+};
+
 struct Controller
 {
   std::string name;
@@ -51,6 +58,7 @@ struct Controller
   // scripts: they cost Jenkins a token check, not a Groovy run.
   int verify_concurrent = 16;
   int batch_size = 50;
+  Auth auth = Auth::admin;
   Mark mark;
 };
 
@@ -131,6 +139,10 @@ struct User
   Mark schedule_mark; // where the effective schedule was written (user or defaults)
   Mark timezone_mark;
   Mark lifetime_mark;
+  // auth: self only: the file holding the user's first token (expanded path; empty: none).
+  // Read until the slot's first commit; afterwards the daemon keeps its own (sealed).
+  std::string bootstrap_token_file;
+  Mark bootstrap_mark;
 
   // "controller/user": the slot's name in output and on the control socket.
   [[nodiscard]] std::string slot() const { return controller + "/" + user; }
@@ -149,6 +161,11 @@ struct Config
   // trusted secret file; read by crypto when signing.
   std::string signing_key;
   Mark signing_key_mark;
+  // The daemon's X25519 key that what auth: self keeps is sealed to (expanded path; empty:
+  // $CREDENTIALS_DIRECTORY/state_key when it exists, else state_dir/state_key, made on first
+  // use: crypto::state_key_path).
+  std::string state_key;
+  Mark state_key_mark;
   Seconds prune_interval{ 15 * 60 };
   Seconds catch_up_spread{ 10 * 60 };
   Seconds audit_retention{ 90 * 86400 };
@@ -166,6 +183,7 @@ struct Config
 
 const char* to_string(SinkType type);
 const char* to_string(PrunePolicy policy);
+const char* to_string(Auth auth);
 
 // Jenkins compares user ids case-insensitively (IdStrategy.CASE_INSENSITIVE).
 std::string fold_user_id(std::string_view id);

@@ -197,6 +197,7 @@ constexpr std::array<KeyOf<Retry>, 3> k_retry_keys = { {
 struct ControllerDraft : Controller
 {
   YamlNode url_node;
+  YamlNode auth_node;
 };
 
 void
@@ -240,6 +241,15 @@ controller_admin_token_file(Load& l, ControllerDraft& ctl, const YamlNode& v, co
 }
 
 void
+controller_auth(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& p)
+{
+  ctl.auth_node = v;
+  if (auto s = l.r.choice(v, p, { "admin", "self" })) {
+    ctl.auth = *s == "self" ? Auth::self : Auth::admin;
+  }
+}
+
+void
 controller_ca_file(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& p)
 {
   if (auto f = read_ca_file(l, v, p)) {
@@ -258,6 +268,7 @@ constexpr std::array<KeyOf<ControllerDraft>, 10> k_controller_keys = { {
   { "verify_concurrent", ValueType::integer, &read_integer<&Controller::verify_concurrent, 1, 64> },
   { "batch_size", ValueType::integer, &read_integer<&Controller::batch_size, 1, 500> },
   { "insecure_http", ValueType::boolean, &read_boolean<&Controller::insecure_http> },
+  { "auth", ValueType::choice, &controller_auth },
 } };
 
 void
@@ -269,9 +280,23 @@ controller(Load& l, std::size_t i, const YamlNode& item, const KeyPath& list)
   if (!l.r.section(item, base, std::span(k_controller_keys), l, ctl)) {
     return;
   }
-  for (const auto* required : { "name", "url", "admin_user", "admin_token_file" }) {
+  for (const auto* required : { "name", "url" }) {
     if (!item[required]) {
       l.r.error(item, base, fmt::format("expected key {}, found none", required));
+    }
+  }
+  for (const auto* admin_key : { "admin_user", "admin_token_file" }) {
+    if (ctl.auth == Auth::admin && !item[admin_key]) {
+      l.r.error(item, base,
+                fmt::format("expected key {}, found none (or auth: self, which rotates over "
+                            "REST with each user's own token)",
+                            admin_key));
+    } else if (ctl.auth == Auth::self && item[admin_key]) {
+      // Least privilege (docs/self-rotation.md): a self controller holds no admin secret.
+      l.r.error(item[admin_key], base.child(admin_key),
+                fmt::format("expected no {} with auth: self (its users rotate their own tokens "
+                            "over REST; no admin credential is configured or read), found one",
+                            admin_key));
     }
   }
   if (!ctl.url.empty()) {
@@ -374,6 +399,7 @@ struct UserDraft : User
 {
   YamlNode user_node;
   YamlNode controller_node;
+  YamlNode bootstrap_node;
   bool sinks_seen = false;
 };
 
@@ -794,12 +820,31 @@ user_sinks(Load& l, UserDraft& u, const YamlNode& node, const KeyPath& base)
   }
 }
 
-constexpr auto k_user_keys = concat(std::array<KeyOf<UserDraft>, 3>{ {
-                                      { "user", ValueType::string, &user_user },
-                                      { "controller", ValueType::string, &user_controller },
-                                      { "sinks", ValueType::list, &user_sinks },
-                                    } },
-                                    k_policy_keys<UserDraft>);
+void
+user_bootstrap_token_file(Load& l, UserDraft& u, const YamlNode& v, const KeyPath& p)
+{
+  u.bootstrap_node = v;
+  // Checked like the admin token file (a secret, a trusted file); read when first needed.
+  if (auto f = l.r.path(v, p)) {
+    if (auto r = check_secret_file(*f); !r) {
+      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
+    } else if (auto t = check_trusted(*f); !t) {
+      l.r.error(v, p, t.error().message);
+    } else {
+      u.bootstrap_token_file = *f;
+      u.bootstrap_mark = l.r.mark(v);
+    }
+  }
+}
+
+constexpr auto k_user_keys =
+  concat(std::array<KeyOf<UserDraft>, 4>{ {
+           { "bootstrap_token_file", ValueType::path, &user_bootstrap_token_file },
+           { "user", ValueType::string, &user_user },
+           { "controller", ValueType::string, &user_controller },
+           { "sinks", ValueType::list, &user_sinks },
+         } },
+         k_policy_keys<UserDraft>);
 
 void
 users(Load& l, const YamlNode& node)
@@ -842,8 +887,25 @@ users(Load& l, const YamlNode& node)
                               describe(u.controller_node)));
       }
     }
+    if (ctl != nullptr && ctl->auth == Auth::self && u.policy.prune != PrunePolicy::all) {
+      // A lost REST mint may leave a token whose uuid we never learn (REST lists no
+      // tokens); only revokeAllExcept(current) can remove it, and that takes every other
+      // token of the user too: the user must be the rotator's alone.
+      l.r.error(item, base.child("prune"),
+                fmt::format("expected prune: all for a user of controller \"{}\" (auth: self): "
+                            "Jenkins' REST API cannot list tokens, so a lost mint is removed "
+                            "with revokeAllExcept, which needs the user dedicated to the "
+                            "rotator; found prune: {}",
+                            ctl->name, to_string(u.policy.prune)));
+    }
+    if (ctl != nullptr && ctl->auth != Auth::self && u.bootstrap_node) {
+      l.r.error(u.bootstrap_node, base.child("bootstrap_token_file"),
+                fmt::format("expected no bootstrap_token_file for a user of controller \"{}\" "
+                            "(auth: admin mints through the script console), found one",
+                            ctl->name));
+    }
     if (ctl != nullptr && !u.user.empty()) {
-      if (fold_user_id(u.user) == fold_user_id(ctl->admin_user)) {
+      if (ctl->auth == Auth::admin && fold_user_id(u.user) == fold_user_id(ctl->admin_user)) {
         l.r.error(u.user_node, base.child("user"),
                   fmt::format("expected a user other than controller \"{}\"'s admin_user, found {}",
                               ctl->name, describe(u.user_node)));
@@ -939,6 +1001,22 @@ root_signing_key(Load& l, Config& c, const YamlNode& v, const KeyPath& p)
   }
 }
 
+void
+root_state_key(Load& l, Config& c, const YamlNode& v, const KeyPath& p)
+{
+  // A key file the daemon reads (it must exist: a configured key is never made).
+  if (auto f = l.r.path(v, p)) {
+    if (auto r = check_secret_file(*f); !r) {
+      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
+    } else if (auto t = check_trusted(*f); !t) {
+      l.r.error(v, p, t.error().message);
+    } else {
+      c.state_key = std::move(*f);
+      c.state_key_mark = l.r.mark(v);
+    }
+  }
+}
+
 // Notification targets are sinks without recipients (docs/notifications.md).
 void
 root_notify(Load& l, Config& c, const YamlNode& node, const KeyPath& base)
@@ -948,7 +1026,7 @@ root_notify(Load& l, Config& c, const YamlNode& node, const KeyPath& base)
   });
 }
 
-constexpr std::array<KeyOf<Config>, 14> k_root_keys = { {
+constexpr std::array<KeyOf<Config>, 15> k_root_keys = { {
   { "state_dir", ValueType::path, &root_state_dir },
   { "control", ValueType::section, &root_control },
   { "metrics", ValueType::section, &root_metrics },
@@ -963,6 +1041,7 @@ constexpr std::array<KeyOf<Config>, 14> k_root_keys = { {
   { "defaults", ValueType::section, &root_defaults },
   { "users", ValueType::list, &root_users },
   { "signing_key", ValueType::path, &root_signing_key },
+  { "state_key", ValueType::path, &root_state_key },
   { "notify", ValueType::list, &root_notify },
 } };
 

@@ -6,6 +6,41 @@ namespace jenkins {
 
 namespace {
 
+net::Failure
+no_rest()
+{
+  return net::Failure{ net::FailureKind::bad_output, 0, "this Jenkins API has no REST token path" };
+}
+
+} // namespace
+
+boost::asio::awaitable<net::Result<RestProbe>>
+Api::rest_probe(std::string, const crypto::SecretBytes&)
+{
+  co_return no_rest();
+}
+
+boost::asio::awaitable<net::Result<std::string>>
+Api::add_fixed_token(std::string, const crypto::SecretBytes&, std::string,
+                     const crypto::SecretBytes&, std::optional<std::string>)
+{
+  co_return no_rest();
+}
+
+boost::asio::awaitable<net::Result<void>>
+Api::rest_revoke(std::string, const crypto::SecretBytes&, std::string)
+{
+  co_return no_rest();
+}
+
+boost::asio::awaitable<net::Result<void>>
+Api::rest_revoke_all_except(std::string, const crypto::SecretBytes&, std::string)
+{
+  co_return no_rest();
+}
+
+namespace {
+
 class HttpApi : public Api
 {
 public:
@@ -40,6 +75,33 @@ public:
                                                    const crypto::SecretBytes& token) override
   {
     co_return co_await jenkins::verify(*m_client, user, token);
+  }
+
+  boost::asio::awaitable<net::Result<RestProbe>> rest_probe(std::string user,
+                                                            const crypto::SecretBytes& as) override
+  {
+    co_return co_await jenkins::rest_probe(*m_client, user, as);
+  }
+
+  boost::asio::awaitable<net::Result<std::string>> add_fixed_token(
+    std::string user, const crypto::SecretBytes& as, std::string name,
+    const crypto::SecretBytes& value, std::optional<std::string> expiration_day) override
+  {
+    co_return co_await jenkins::add_fixed_token(*m_client, user, as, name, value, expiration_day);
+  }
+
+  boost::asio::awaitable<net::Result<void>> rest_revoke(std::string user,
+                                                        const crypto::SecretBytes& as,
+                                                        std::string uuid) override
+  {
+    co_return co_await jenkins::rest_revoke(*m_client, user, as, uuid);
+  }
+
+  boost::asio::awaitable<net::Result<void>> rest_revoke_all_except(std::string user,
+                                                                   const crypto::SecretBytes& as,
+                                                                   std::string keep_uuid) override
+  {
+    co_return co_await jenkins::rest_revoke_all_except(*m_client, user, as, keep_uuid);
   }
 
 private:

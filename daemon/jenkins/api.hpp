@@ -2,6 +2,7 @@
 
 #include "crypto/secret_bytes.hpp"
 #include "jenkins/probe.hpp"
+#include "jenkins/rest.hpp"
 #include "jenkins/tokens.hpp"
 #include "net/http_client.hpp"
 #include "util/error.hpp"
@@ -10,6 +11,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -31,6 +33,20 @@ public:
     Variant variant, std::vector<RevokeItem> items) = 0;
   virtual boost::asio::awaitable<net::Result<void>> verify(std::string user,
                                                            const crypto::SecretBytes& token) = 0;
+
+  // The REST path of `auth: self` (rest.hpp): each call authenticates as `user` with `as`,
+  // one of its own tokens, which the caller keeps alive until the call returns. No admin,
+  // no script. The defaults refuse (bad_output): an Api without a REST path.
+  virtual boost::asio::awaitable<net::Result<RestProbe>> rest_probe(std::string user,
+                                                                    const crypto::SecretBytes& as);
+  virtual boost::asio::awaitable<net::Result<std::string>> add_fixed_token(
+    std::string user, const crypto::SecretBytes& as, std::string name,
+    const crypto::SecretBytes& value, std::optional<std::string> expiration_day);
+  virtual boost::asio::awaitable<net::Result<void>> rest_revoke(std::string user,
+                                                                const crypto::SecretBytes& as,
+                                                                std::string uuid);
+  virtual boost::asio::awaitable<net::Result<void>> rest_revoke_all_except(
+    std::string user, const crypto::SecretBytes& as, std::string keep_uuid);
 };
 
 // The real controller behind `options`: one net::Client (errors: a bad URL, a CA file that

@@ -45,7 +45,10 @@ constexpr std::string_view k_crumb_text = "No valid crumb was included in the re
 // Every buffer that may hold a token or the Authorization header zeroes itself when
 // released: the header fields, the read buffer and the body.
 using Fields = http::basic_fields<WipingAllocator<char>>;
-using BeastRequest = http::request<http::string_body, Fields>;
+// The request body too: an addFixedToken form carries the token we chose (auth: self).
+using BeastRequest =
+  http::request<http::basic_string_body<char, std::char_traits<char>, WipingAllocator<char>>,
+                Fields>;
 using Body = http::vector_body<char, WipingAllocator<char>>;
 using BeastResponse = http::response<Body, Fields>;
 using ReadBuffer = beast::basic_flat_buffer<WipingAllocator<char>>;
@@ -341,7 +344,11 @@ struct Client::Impl
     }
     if (r.method != Method::get) {
       req.set(http::field::content_type, r.content_type);
-      req.body() = r.body;
+      if (r.secret_body) {
+        req.body().assign(r.secret_body->begin(), r.secret_body->end());
+      } else {
+        req.body().assign(r.body.begin(), r.body.end());
+      }
       req.prepare_payload();
     }
     for (const auto& h : r.headers) {
@@ -681,6 +688,7 @@ struct Client::Impl
           Response out;
           out.status = status;
           out.content_type = std::string(res[http::field::content_type]);
+          out.jenkins_version = std::string(res["X-Jenkins"]);
           out.body = std::move(res.body());
           out.attempts = attempt;
           co_return out;

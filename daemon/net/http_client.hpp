@@ -74,6 +74,9 @@ struct Request
   std::string target; // relative to the base URL: "scriptText", "crumbIssuer/api/json"
   std::string content_type;
   std::string body;
+  // Sent instead of `body` when set: a form that carries a secret (addFixedToken's
+  // newTokenPlainValue, auth: self); wiped when released, never logged.
+  std::optional<WipedString> secret_body;
   // DESIGN §2.2: idempotent requests retry on connect errors, timeouts and 502/503/504;
   // the others only when provably nothing was sent, and get outcome_unknown otherwise.
   bool idempotent = true;
@@ -113,6 +116,9 @@ struct Response
   std::string content_type;
   WipedBytes body;  // wiped when released: a mint's answer carries plain tokens
   int attempts = 0; // how many times the request was sent or tried
+  // Jenkins' `X-Jenkins` header (its version), empty when absent: the REST path of
+  // `auth: self` learns the version from it, having no script console to ask.
+  std::string jenkins_version;
 
   [[nodiscard]] std::string_view text() const { return { body.data(), body.size() }; }
 };

@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 #include "crypto/envelope.hpp"
 #include "crypto/signing_key.hpp"
+#include "crypto/state_key.hpp"
 #include "jenkins/api.hpp"
 #include "rotation/stop.hpp"
 #include "sinks/sink.hpp"
@@ -69,6 +70,8 @@ struct Core
   Stop stop;
   // `signing_key` from the config: every envelope is signed with it (DESIGN §6).
   std::optional<crypto::SigningKey> signing_key;
+  // The daemon's state key, when a controller has auth: self (docs/self-rotation.md).
+  std::optional<crypto::StateKey> state_key;
 };
 
 } // namespace rotation::detail

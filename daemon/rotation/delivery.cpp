@@ -144,6 +144,9 @@ Pass::settle(Lane& lane, Work& w, int ok)
     if (was_degraded) {
       audit(w.slot, w.seq, "recovered", fmt::format("every sink holds {} now", w.name));
     }
+    if (is_self(lane)) {
+      self_committed(lane, w, before ? before->current_uuid : std::nullopt);
+    }
     w.report.result = SlotResult::committed;
     w.report.failure = FailureKind::none;
     w.report.message.clear();

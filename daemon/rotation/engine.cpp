@@ -7,6 +7,8 @@
 
 #include <fmt/core.h>
 
+#include <algorithm>
+
 namespace rotation {
 
 namespace asio = boost::asio;
@@ -29,6 +31,17 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
                                                     key.error().message));
     }
     core->signing_key.emplace(std::move(*key));
+  }
+  const bool any_self =
+    std::any_of(config->controllers.begin(), config->controllers.end(),
+                [](const config::Controller& c) { return c.auth == config::Auth::self; });
+  if (any_self) {
+    // Made on first use in state_dir unless configured or given as a systemd credential.
+    auto key = crypto::StateKey::load(crypto::state_key_path(config->state_key, config->state_dir));
+    if (!key) {
+      return util::make_error("config", key.error().message);
+    }
+    core->state_key.emplace(std::move(*key));
   }
   std::map<std::string, crypto::PublicKey> keys;
   for (const auto& r : config->recipients) {

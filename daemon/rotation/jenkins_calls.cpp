@@ -46,6 +46,9 @@ Pass::ensure_probed(Lane& lane)
   if (!lane.probe_error.empty()) {
     co_return false;
   }
+  if (is_self(lane)) {
+    co_return co_await probe_self(lane); // REST as a user: no admin, no script
+  }
   const auto& c = *lane.controller->config;
   const auto start = std::chrono::steady_clock::now();
   // A probe is a read: a stop cuts it short, with its connect retries against a controller
@@ -141,6 +144,9 @@ Pass::revoke(Lane& lane, std::vector<Revoke> items)
   std::set<std::string> gone;
   if (items.empty()) {
     co_return gone;
+  }
+  if (is_self(lane)) {
+    co_return co_await revoke_self(lane, std::move(items)); // by uuid, as each user
   }
   if (!co_await ensure_probed(lane)) {
     for (const auto& item : items) {

@@ -187,6 +187,24 @@ private:
   void settle(Lane& lane, Work& w, int ok);
   boost::asio::awaitable<void> deliver_and_commit(Lane& lane, const std::vector<Work*>& works);
 
+  // self_rest.cpp: auth: self, over REST as each user (docs/self-rotation.md).
+  [[nodiscard]] static bool is_self(const Lane& lane);
+  // The token `slot`'s user authenticates with: the current one (sealed in the state), or
+  // the bootstrap_token_file before the first commit. Errors name the slot.
+  util::Result<crypto::SecretBytes> credential(const SlotEntry& slot);
+  boost::asio::awaitable<bool> probe_self(Lane& lane);
+  // Chooses, seals and persists each token value, then addFixedToken per item. An item
+  // whose answer was lost has the error kind "lost" (settle_lost_mints then asks /whoAmI).
+  boost::asio::awaitable<net::Result<jenkins::MintAnswer>> mint_self(
+    Lane& lane, const std::vector<Work*>& batch, state::Time t);
+  boost::asio::awaitable<std::vector<Work*>> settle_self_lost(Lane& lane, std::vector<Work*> lost);
+  boost::asio::awaitable<std::set<std::string>> revoke_self(Lane& lane, std::vector<Revoke> items);
+  // After a commit that logged in with the bootstrap token (`old_current`, the token the
+  // commit replaced, has no kept value): that token is swept after grace.
+  void self_committed(Lane& lane, Work& w, const std::optional<std::string>& old_current);
+  // revokeAllExcept(current) for the slots marked to sweep, once nothing else must live.
+  boost::asio::awaitable<void> sweep_self(Lane& lane);
+
   // prune.cpp
   boost::asio::awaitable<void> prune(Lane& lane);
   void preview_prune(std::vector<std::string>& out);

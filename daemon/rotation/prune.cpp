@@ -52,14 +52,16 @@ Pass::prune(Lane& lane)
     }
     commit(lane, tx, "prune checks");
   }
-  if (items.empty()) {
-    co_return;
+  if (!items.empty()) {
+    const auto gone = co_await revoke(lane, std::move(items));
+    util::crash_point("mid_prune");
+    record_revoked(lane, gone);
+    util::log::info("controller {}: pruned {} token{}", lane.name(), gone.size(),
+                    gone.size() == 1 ? "" : "s");
   }
-  const auto gone = co_await revoke(lane, std::move(items));
-  util::crash_point("mid_prune");
-  record_revoked(lane, gone);
-  util::log::info("controller {}: pruned {} token{}", lane.name(), gone.size(),
-                  gone.size() == 1 ? "" : "s");
+  if (is_self(lane)) {
+    co_await sweep_self(lane); // after the retired ones went: nothing else must live
+  }
 }
 
 // plan --connect: what prune would do now, changing nothing.

@@ -45,6 +45,12 @@ asio::awaitable<void>
 Pass::reconcile(Lane& lane)
 {
   auto& mine = lane.controller->slots;
+  if (is_self(lane)) {
+    // REST lists no tokens (api/json exports none): auth: self never learns of tokens it
+    // did not make, and removes the ones of ours it cannot name with revokeAllExcept
+    // (sweep_self; docs/self-rotation.md).
+    co_return;
+  }
   if (mine.empty() || !co_await ensure_probed(lane)) {
     co_return;
   }

@@ -120,6 +120,9 @@ Pass::settle_lost_mints(Lane& lane, std::vector<Work*> lost)
   if (lost.empty()) {
     co_return settled;
   }
+  if (is_self(lane)) {
+    co_return co_await settle_self_lost(lane, std::move(lost)); // by value, not by name
+  }
   if (!co_await ensure_probed(lane)) {
     stay_open(fmt::format("lost mint not looked up: {}", lane.probe_error));
     co_return settled;
@@ -201,7 +204,8 @@ Pass::still_alive(Lane& lane, const std::vector<Work*>& works)
   if (indices.empty()) {
     co_return alive;
   }
-  if (!co_await ensure_probed(lane)) {
+  if (is_self(lane) || !co_await ensure_probed(lane)) {
+    // auth: self cannot list (REST): as for a failed list, delivery goes on.
     for (const auto i : indices) {
       alive[i] = true;
     }

@@ -150,7 +150,14 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
       { w->slot->user->user, w->name,
         std::chrono::duration_cast<std::chrono::seconds>(w->slot->user->policy.lifetime) });
   }
-  auto answer = co_await mint(lane, std::move(items));
+  // Not a conditional expression around two co_awaits: GCC 12 miscompiles that.
+  std::optional<net::Result<jenkins::MintAnswer>> got;
+  if (is_self(lane)) {
+    got.emplace(co_await mint_self(lane, batch, t));
+  } else {
+    got.emplace(co_await mint(lane, std::move(items)));
+  }
+  auto& answer = *got;
   if (!answer) {
     const auto& f = answer.error();
     const bool maybe_minted = f.kind == net::FailureKind::outcome_unknown ||
@@ -183,6 +190,7 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
   util::crash_point("after_mint_answer");
   // Seal and persist every minted token of the batch in one transaction.
   std::vector<Work*> minted;
+  std::vector<Work*> lost; // auth: self: items whose answer was lost (settled below)
   {
     auto tx = begin(lane, "minted");
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -192,6 +200,12 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
       }
       jenkins::MintResult missing;
       auto& item = i < answer->items.size() ? answer->items[i] : missing;
+      if (!item.minted && item.error && item.error->kind == "lost") {
+        util::log::warning("{}: mint: {}; asking /whoAmI with its value", w->slot->slot_name,
+                           item.error->message);
+        lost.push_back(w);
+        continue;
+      }
       if (!item.minted) {
         const jenkins::ItemError none{ "missing", "no answer for this item" };
         const auto& e = item.error ? *item.error : none;
@@ -276,6 +290,15 @@ Pass::rotate_batch(Lane& lane, std::vector<Work*> batch, bool second_try)
   util::crash_point("after_verify");
   co_await revoke_and_record(lane, std::move(refused));
   co_await deliver_and_commit(lane, verified);
+  if (!lost.empty()) {
+    auto settled = co_await settle_lost_mints(lane, lost);
+    if (!settled.empty() && !second_try && !stopping()) {
+      for (auto* w : settled) {
+        w->report.message.clear();
+      }
+      co_await rotate_batch(lane, std::move(settled), true);
+    }
+  }
 }
 
 void

@@ -164,4 +164,12 @@ struct AuditEntry
   std::string detail;
 };
 
+// A slot whose user may hold a token of ours of unknown uuid (auth: self).
+struct SelfSweep
+{
+  SlotId slot = 0;
+  Time not_before;
+  std::string reason;
+};
+
 } // namespace state

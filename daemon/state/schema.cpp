@@ -128,8 +128,27 @@ constexpr const char* k_v3 = R"sql(
 ALTER TABLE instance ADD COLUMN name_key TEXT CHECK (name_key IS NULL OR length(name_key) = 64);
 )sql";
 
+// Version 4: `auth: self` (docs/self-rotation.md). self_secrets holds, per attempt, the token
+// value the daemon chose before its REST mint (addFixedToken), sealed to the daemon's
+// state_key: before the call it is the intent a lost answer is checked against (/whoAmI),
+// after the commit it is the slot's credential for its next rotation. self_sweeps marks a
+// slot whose user may hold a token of ours whose uuid we never learnt (the bootstrap token,
+// a lost mint that did happen): revokeAllExcept(current) removes it once not_before passed
+// and no other token of the slot must live.
+constexpr const char* k_v4 = R"sql(
+CREATE TABLE self_secrets (
+  seq    INTEGER PRIMARY KEY REFERENCES attempts (seq),
+  sealed TEXT    NOT NULL
+);
+CREATE TABLE self_sweeps (
+  slot_id    INTEGER PRIMARY KEY REFERENCES slots (id),
+  not_before INTEGER NOT NULL,
+  reason     TEXT    NOT NULL
+);
+)sql";
+
 // k_steps[i] takes the schema from version i to i + 1.
-constexpr std::array<const char*, k_version> k_steps{ k_v1, k_v2, k_v3 };
+constexpr std::array<const char*, k_version> k_steps{ k_v1, k_v2, k_v3, k_v4 };
 
 } // namespace
 

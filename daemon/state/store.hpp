@@ -146,6 +146,20 @@ public:
   // The slot's current token vanished from Jenkins out of band: revoked, slot due at once.
   util::Result<void> mark_current_gone(std::string_view uuid, Time when);
 
+  // --- auth: self (docs/self-rotation.md) ----------------------------------------------
+
+  // Keeps the token value chosen for attempt `seq`, sealed to the state key (never plain).
+  util::Result<void> put_self_secret(Seq seq, std::string_view sealed);
+  util::Result<std::optional<std::string>> self_secret(Seq seq);
+  // Forgets the sealed values of attempts whose tokens are revoked or never made.
+  util::Result<void> drop_self_secret(Seq seq);
+
+  // The slot's user may hold a token of ours of unknown uuid: sweep it (revokeAllExcept the
+  // current one) once `not_before` passed. A later not_before wins over an earlier one.
+  util::Result<void> add_self_sweep(SlotId slot, Time not_before, std::string_view reason);
+  util::Result<std::vector<SelfSweep>> self_sweeps();
+  util::Result<void> clear_self_sweep(SlotId slot);
+
   // --- Audit ---------------------------------------------------------------------------
 
   // Appends one entry; detail must never hold a secret.

@@ -141,11 +141,12 @@ TEST_SUITE("config::load")
     CHECK(errors_of(f, std::string(k_base) + "prune_intervall: 5m\n") ==
           "c.yaml:14:1: prune_intervall: expected a known key (state_dir, control, metrics, log, "
           "prune_interval, catch_up_spread, audit_retention, retry, controllers, recipients, "
-          "defaults, users, signing_key, notify), found unknown key \"prune_intervall\"");
+          "defaults, users, signing_key, state_key, notify), found unknown key "
+          "\"prune_intervall\"");
     CHECK(errors_of(f, replace(k_base, "    admin_user:", "    urll: x\n    admin_user:")) ==
           "c.yaml:5:5: controllers[0].urll: expected a known key (name, url, admin_user, "
           "admin_token_file, ca_file, timeout, max_concurrent, verify_concurrent, batch_size, "
-          "insecure_http), found "
+          "insecure_http, auth), found "
           "unknown key \"urll\"");
   }
 

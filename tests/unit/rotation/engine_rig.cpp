@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -54,7 +55,17 @@ Rig::Rig(RigOptions options)
                                  "retry: {{attempts: 1, initial: 1s, max: 1s}}\n"
                                  "controllers:\n",
                                  m_dir);
+  const auto is_self = [&](const std::string& c) {
+    return std::find(m_options.self_controllers.begin(), m_options.self_controllers.end(), c) !=
+           m_options.self_controllers.end();
+  };
   for (const auto& c : m_options.controllers) {
+    if (is_self(c)) {
+      yaml += fmt::format("  - {{name: {0}, url: http://127.0.0.1:9/{0}/, auth: self, "
+                          "batch_size: {1}}}\n",
+                          c, m_options.batch_size);
+      continue;
+    }
     yaml += fmt::format("  - {{name: {0}, url: http://127.0.0.1:9/{0}/, admin_user: admin, "
                         "admin_token_file: {1}/admin-token, batch_size: {2}, "
                         "max_concurrent: {3}, verify_concurrent: {4}}}\n",
@@ -75,6 +86,13 @@ Rig::Rig(RigOptions options)
     if (!m_options.user_extra.empty()) {
       yaml += "    " + m_options.user_extra + "\n";
     }
+    if (is_self(controller)) {
+      const auto file = fmt::format("{}/bootstrap-{}", m_dir, user);
+      write(file, bootstrap_value(user) + "\n", 0600);
+      yaml += fmt::format("    prune: all\n    bootstrap_token_file: {}\n", file);
+      auto* fake = fakes.count(controller) != 0 ? fakes.at(controller) : &jenkins;
+      fake->plant_value(user, "bootstrap", bootstrap_value(user));
+    }
     yaml += "    sinks:\n";
     for (int i = 0; i < m_options.sinks; ++i) {
       yaml +=
@@ -93,6 +111,13 @@ Rig::Rig(RigOptions options)
   auto store = state::Store::open(m_dir + "/state", crypto::check_envelope);
   REQUIRE_MESSAGE(store.has_value(), (store ? std::string() : store.error().message));
   m_store.emplace(std::move(*store));
+}
+
+std::string
+bootstrap_value(const std::string& user)
+{
+  // "11" + 32 hex, distinct per user.
+  return fmt::format("11{:032x}", std::hash<std::string>{}(user)&0xffffffffffffULL);
 }
 
 Rig::~Rig()

@@ -68,7 +68,13 @@ struct RigOptions
   int batch_size = 50;
   int max_concurrent = 4;
   int verify_concurrent = 16;
+  // Controllers with auth: self (no admin credential). Their users get prune: all and a
+  // bootstrap_token_file whose token the fake holds (bootstrap_value(user)).
+  std::vector<std::string> self_controllers;
 };
+
+// The bootstrap token the rig gives `user` of a self controller.
+std::string bootstrap_value(const std::string& user);
 
 class Rig
 {

@@ -82,6 +82,19 @@ FakeJenkins::token_named(const std::string& user, const std::string& name) const
   return std::nullopt;
 }
 
+std::string
+FakeJenkins::plant_value(const std::string& user, const std::string& name,
+                         const std::string& secret)
+{
+  FakeToken t;
+  t.uuid = next_uuid();
+  t.name = name;
+  t.secret = secret;
+  t.created_ms = now_ms();
+  m_users[user].push_back(t);
+  return t.uuid;
+}
+
 bool
 FakeJenkins::has_uuid(const std::string& uuid) const
 {
@@ -109,6 +122,7 @@ public:
 
   asio::awaitable<net::Result<jenkins::ProbeResult>> probe() override
   {
+    ++m_fake.scripts[m_controller];
     m_fake.calls.push_back({ m_controller, rotation::RequestOp::probe, {} });
     co_await pause(m_fake.probe_delay);
     if (m_fake.fail_probe) {
@@ -129,6 +143,7 @@ public:
 
   asio::awaitable<net::Result<jenkins::ListAnswer>> list(std::vector<std::string> users) override
   {
+    ++m_fake.scripts[m_controller];
     m_fake.calls.push_back({ m_controller, rotation::RequestOp::list, users });
     if (m_fake.fail_list) {
       co_return failure(*m_fake.fail_list);
@@ -165,6 +180,7 @@ public:
     for (const auto& i : items) {
       users.push_back(i.user);
     }
+    ++m_fake.scripts[m_controller];
     m_fake.calls.push_back({ m_controller, rotation::RequestOp::mint, users });
     m_fake.most_mints_in_flight = std::max(m_fake.most_mints_in_flight, ++m_fake.m_mints_in_flight);
     co_await pause(m_fake.mint_delay);
@@ -221,6 +237,7 @@ public:
     for (const auto& i : items) {
       users.push_back(i.user);
     }
+    ++m_fake.scripts[m_controller];
     m_fake.calls.push_back({ m_controller, rotation::RequestOp::revoke, users });
     jenkins::RevokeAnswer a;
     a.clock.now_ms = m_fake.now_ms();
@@ -266,6 +283,89 @@ public:
     co_return net::Failure{ net::FailureKind::auth, 401, "whoAmI: 401 (fake)" };
   }
 
+  // --- REST (auth: self), as reference §4 says Jenkins answers -------------------------
+
+  // The user whose token `as` is, or nullopt (401).
+  std::optional<std::string> login(const std::string& user, const crypto::SecretBytes& as) const
+  {
+    const std::string given(reinterpret_cast<const char*>(as.view().data()), as.size());
+    for (const auto& t : m_fake.tokens(user)) {
+      if (t.secret == given && !t.expired) {
+        return user;
+      }
+    }
+    return std::nullopt;
+  }
+
+  static net::Failure refused()
+  {
+    return net::Failure{ net::FailureKind::auth, 401, "401 (fake)" };
+  }
+
+  asio::awaitable<net::Result<jenkins::RestProbe>> rest_probe(
+    std::string user, const crypto::SecretBytes& as) override
+  {
+    m_fake.calls.push_back({ m_controller, rotation::RequestOp::probe, { user } });
+    if (!login(user, as)) {
+      co_return refused();
+    }
+    const auto n = jenkins::version_number(m_fake.rest_version).value_or(0);
+    co_return jenkins::RestProbe{ m_fake.rest_version, n >= 2260, n >= 2548 };
+  }
+
+  asio::awaitable<net::Result<std::string>> add_fixed_token(
+    std::string user, const crypto::SecretBytes& as, std::string name,
+    const crypto::SecretBytes& value, std::optional<std::string> expiration) override
+  {
+    // Named: GCC 12 mishandles unnamed by-value coroutine parameters.
+    m_last_expiration = std::move(expiration);
+    m_fake.calls.push_back({ m_controller, rotation::RequestOp::mint, { user } });
+    if (!login(user, as)) {
+      co_return refused();
+    }
+    if (m_fake.lose_rest_unmade > 0) {
+      --m_fake.lose_rest_unmade;
+      co_return failure(net::FailureKind::outcome_unknown);
+    }
+    FakeToken t;
+    t.uuid = m_fake.next_uuid();
+    t.name = std::move(name);
+    t.secret.assign(reinterpret_cast<const char*>(value.view().data()), value.size());
+    t.created_ms = m_fake.now_ms();
+    m_fake.m_users[user].push_back(t);
+    ++m_fake.m_minted;
+    if (m_fake.lose_rest_mints > 0) {
+      --m_fake.lose_rest_mints;
+      co_return failure(net::FailureKind::outcome_unknown);
+    }
+    co_return t.uuid;
+  }
+
+  asio::awaitable<net::Result<void>> rest_revoke(std::string user, const crypto::SecretBytes& as,
+                                                 std::string uuid) override
+  {
+    m_fake.calls.push_back({ m_controller, rotation::RequestOp::revoke, { user } });
+    if (!login(user, as)) {
+      co_return refused();
+    }
+    auto& tokens = m_fake.m_users[user];
+    std::erase_if(tokens, [&](const FakeToken& t) { return t.uuid == uuid; });
+    co_return net::Result<void>();
+  }
+
+  asio::awaitable<net::Result<void>> rest_revoke_all_except(std::string user,
+                                                            const crypto::SecretBytes& as,
+                                                            std::string keep) override
+  {
+    m_fake.calls.push_back({ m_controller, rotation::RequestOp::revoke, { user } });
+    if (!login(user, as)) {
+      co_return refused();
+    }
+    auto& tokens = m_fake.m_users[user];
+    std::erase_if(tokens, [&](const FakeToken& t) { return t.uuid != keep; });
+    co_return net::Result<void>();
+  }
+
 private:
   static net::Failure failure(net::FailureKind kind)
   {
@@ -283,6 +383,7 @@ private:
 
   FakeJenkins& m_fake;
   std::string m_controller;
+  std::optional<std::string> m_last_expiration;
 };
 
 namespace {

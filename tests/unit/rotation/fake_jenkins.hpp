@@ -48,6 +48,9 @@ public:
   // A token made by hand (another tool, another instance): its uuid.
   std::string plant(const std::string& user, const std::string& name,
                     std::chrono::seconds age = std::chrono::seconds(0));
+  // A token with a known value (the bootstrap token an operator made): its uuid.
+  std::string plant_value(const std::string& user, const std::string& name,
+                          const std::string& secret);
   [[nodiscard]] std::vector<FakeToken> tokens(const std::string& user) const;
   [[nodiscard]] std::vector<std::string> token_names(const std::string& user) const;
   [[nodiscard]] std::optional<FakeToken> token_named(const std::string& user,
@@ -74,6 +77,14 @@ public:
   // reports and verify refuses tokens past it, the probe shows the skew.
   std::chrono::seconds skew{ 0 };
   std::chrono::milliseconds probe_delay{ 0 }; // a slow controller
+  // REST (auth: self): the version /whoAmI names, and the next N addFixedToken answers
+  // lost after the token was stored (run) or before (unmade).
+  std::string rest_version = "2.560";
+  int lose_rest_mints = 0;
+  int lose_rest_unmade = 0;
+  // Calls that were scripts (probe, list, mint, revoke through the script console): an
+  // auth: self controller must make none.
+  std::map<std::string, int> scripts; // per controller
   std::chrono::milliseconds mint_delay{ 0 };
   std::chrono::milliseconds verify_delay{ 0 };
   // The most mints and verifications the engine had in flight at once.
