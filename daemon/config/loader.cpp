@@ -257,7 +257,7 @@ controller_ca_file(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPa
   }
 }
 
-constexpr std::array<KeyOf<ControllerDraft>, 10> k_controller_keys = { {
+constexpr std::array<KeyOf<ControllerDraft>, 11> k_controller_keys = { {
   { "name", ValueType::string, &controller_name },
   { "url", ValueType::expanded, &controller_url },
   { "admin_user", ValueType::string, &read_string<&Controller::admin_user> },
