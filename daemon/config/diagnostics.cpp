@@ -30,17 +30,24 @@ clean(std::string_view message)
 
 } // namespace
 
+const std::string&
+MarkFile::str() const
+{
+  static const std::string k_none;
+  return m_name ? *m_name : k_none;
+}
+
 std::string
 Mark::to_string() const
 {
-  return fmt::format("{}:{}:{}", file, line, column);
+  return fmt::format("{}:{}:{}", file.str(), line, column);
 }
 
 void
 Diagnostics::add(const Mark& mark, const std::string& path, const std::string& message)
 {
   ++m_total;
-  m_file = mark.file;
+  m_file = mark.file.str();
   if (m_entries.size() >= k_max_kept) {
     return;
   }

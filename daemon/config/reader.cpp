@@ -83,9 +83,9 @@ Reader::mark(const YamlNode& node) const
 {
   const auto m = node.mark();
   if (m.is_null()) {
-    return Mark{ m_file, 1, 1 };
+    return Mark{ m_mark_file, 1, 1 };
   }
-  return Mark{ m_file, m.line + 1, m.column + 1 };
+  return Mark{ m_mark_file, m.line + 1, m.column + 1 };
 }
 
 void

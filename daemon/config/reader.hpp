@@ -104,6 +104,7 @@ class Reader
 public:
   Reader(std::string file, Diagnostics& diagnostics)
     : m_file(std::move(file))
+    , m_mark_file(m_file)
     , m_diag(diagnostics)
   {
   }
@@ -164,6 +165,7 @@ private:
                 const std::function<void(std::size_t, const YamlNode&, const KeyPath&)>& each);
 
   std::string m_file;
+  MarkFile m_mark_file; // m_file, shared by every Mark this reader makes
   Diagnostics& m_diag;
   std::size_t m_visits = 0;
   Expander m_expander;

@@ -22,7 +22,7 @@ class Grouped
 public:
   void add(const Mark& mark, std::string path, std::string message)
   {
-    const auto key = std::tuple(mark.file, mark.line, mark.column, message);
+    const auto key = std::tuple(mark.file.str(), mark.line, mark.column, message);
     if (const auto it = m_index.find(key); it != m_index.end()) {
       ++m_entries[it->second].others;
       return;

@@ -29,7 +29,8 @@ struct SinkEntry
 {
   const config::Sink* config = nullptr;
   std::unique_ptr<sinks::Sink> sink;
-  std::vector<crypto::Recipient> recipients;
+  // Shared by every sink that names the same recipients (one list, not one per slot).
+  std::shared_ptr<const std::vector<crypto::Recipient>> recipients;
   std::string hash; // sinks::config_hash + the recipients' key ids
 };
 

@@ -77,6 +77,8 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
     known.emplace(std::make_pair(std::string_view(r.controller), std::string_view(r.user_key)), &r);
   }
   core->slots.reserve(config->users.size());
+  // The sinks' recipient lists, one per distinct list of names.
+  std::map<std::vector<std::string>, std::shared_ptr<const std::vector<crypto::Recipient>>> lists;
   for (const auto& u : config->users) {
     detail::SlotEntry s;
     s.user = &u;
@@ -98,10 +100,18 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
       e.sink = std::move(*sink);
       e.hash = sinks::config_hash(sc);
       for (const auto& name : sc.recipients) {
-        const auto& key = keys.at(name);
-        e.recipients.push_back(crypto::Recipient{ name, key });
-        e.hash += ":" + key.key_id();
+        e.hash += ":" + keys.at(name).key_id();
       }
+      auto& shared = lists[sc.recipients];
+      if (!shared) {
+        std::vector<crypto::Recipient> list;
+        list.reserve(sc.recipients.size());
+        for (const auto& name : sc.recipients) {
+          list.push_back(crypto::Recipient{ name, keys.at(name) });
+        }
+        shared = std::make_shared<const std::vector<crypto::Recipient>>(std::move(list));
+      }
+      e.recipients = shared;
       s.sinks.push_back(std::move(e));
     }
     core->slots.push_back(std::move(s));

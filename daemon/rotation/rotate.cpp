@@ -331,7 +331,7 @@ Pass::seal_all(Lane& lane, Work& w, const jenkins::Minted& m, state::Time create
   }
   std::vector<state::Envelope> out;
   for (std::size_t i = 0; i < w.slot->sinks.size(); ++i) {
-    auto sealed = crypto::Envelope::seal(info, m.token, w.slot->sinks[i].recipients);
+    auto sealed = crypto::Envelope::seal(info, m.token, *w.slot->sinks[i].recipients);
     if (!sealed) {
       return sealed.error();
     }

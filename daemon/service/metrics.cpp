@@ -399,24 +399,12 @@ Metrics::apply_retain(const config::Config& config)
       auto& entry = m_slots[found->second];
       entry.removed = 0; // dropped and named again before a running scrape ended
       entry.facts.failure_budget = u.policy.failure_budget;
-      if (entry.user != u.user) { // the same slot, spelt in another case
-        entry.user = u.user;
-        entry.labels = "controller=\"";
-        append_label_value(entry.labels, u.controller);
-        entry.labels.append("\",user=\"");
-        append_label_value(entry.labels, u.user);
-        entry.labels.push_back('"');
-      }
+      entry.user = u.user; // the same slot may be spelt in another case
       continue;
     }
     auto& entry = m_slots.emplace_back();
     entry.controller = u.controller;
     entry.user = u.user;
-    entry.labels = "controller=\"";
-    append_label_value(entry.labels, u.controller);
-    entry.labels.append("\",user=\"");
-    append_label_value(entry.labels, u.user);
-    entry.labels.push_back('"');
     entry.facts.failure_budget = u.policy.failure_budget;
     m_slot_index.emplace(std::move(key), m_slots.size() - 1);
   }
@@ -611,6 +599,7 @@ Metrics::render_family(std::size_t family, std::size_t& item, const Scrape& scra
   auto name = info.name;
   // The slot families: resumable at any slot (item k is slot k-1).
   if (family >= f_last_success && family <= f_slot_state) {
+    std::string labels; // controller="…",user="…": built here, not kept per slot
     for (; item - 1 < scrape.m_slot_end; ++item) {
       if (out.size() >= limit) {
         return;
@@ -619,37 +608,42 @@ Metrics::render_family(std::size_t family, std::size_t& item, const Scrape& scra
       if (s.removed != 0 && s.removed <= scrape.m_generation) {
         continue;
       }
+      labels.assign("controller=\"");
+      append_label_value(labels, s.controller);
+      labels.append("\",user=\"");
+      append_label_value(labels, s.user);
+      labels.push_back('"');
       const auto& f = s.facts;
       switch (family) {
         case f_last_success:
           if (f.last_success) {
-            append_sample(out, name, s.labels, seconds(*f.last_success));
+            append_sample(out, name, labels, seconds(*f.last_success));
           }
           break;
         case f_next_rotation:
           if (f.next_rotation) {
-            append_sample(out, name, s.labels, seconds(*f.next_rotation));
+            append_sample(out, name, labels, seconds(*f.next_rotation));
           }
           break;
         case f_expiry:
           if (f.expires) {
-            append_sample(out, name, s.labels, seconds(*f.expires));
+            append_sample(out, name, labels, seconds(*f.expires));
           }
           break;
         case f_jenkins_expiry:
           if (f.jenkins_expires) {
-            append_sample(out, name, s.labels, seconds(*f.jenkins_expires));
+            append_sample(out, name, labels, seconds(*f.jenkins_expires));
           }
           break;
         case f_failure_budget:
-          append_sample(out, name, s.labels, f.failure_budget.count());
+          append_sample(out, name, labels, f.failure_budget.count());
           break;
         case f_consecutive_failures:
-          append_sample(out, name, s.labels, f.consecutive_failures);
+          append_sample(out, name, labels, f.consecutive_failures);
           break;
         case f_slot_state:
           out.append(name).push_back('{');
-          out.append(s.labels).append(",state=\"").append(to_string(f.state)).append("\"} 1\n");
+          out.append(labels).append(",state=\"").append(to_string(f.state)).append("\"} 1\n");
           break;
         default:
           break;

@@ -169,8 +169,7 @@ private:
   struct SlotEntry
   {
     std::string controller;
-    std::string user;
-    std::string labels; // controller="…",user="…", escaped once
+    std::string user; // label values; the escaped labels are built on scrape
     SlotFacts facts;
     // 0: configured. Else the generation of the configure() that removed it while a
     // scrape was running; scrapes begun before that still show it.
