@@ -56,6 +56,11 @@ public:
                        auto& p = instance();
                        new (&p.m_mutex) std::mutex();
                        p.m_free.clear();
+                       // The parent's cells a SecretBytes of the child still holds are
+                       // wiped when released, never handed out again (and never given
+                       // to sodium_free, which would abort on them).
+                       p.m_inherited.insert(p.m_inherited.end(), p.m_slabs.begin(),
+                                            p.m_slabs.end());
                        p.m_slabs.clear();
                      });
   }
@@ -100,14 +105,22 @@ public:
     if (ours) {
       sodium_memzero(p, k_cell);
       m_free.push_back(p);
+      return true;
     }
-    return ours;
+    const bool inherited =
+      std::any_of(m_inherited.begin(), m_inherited.end(),
+                  [&](unsigned char* slab) { return p >= slab && p < slab + k_slab; });
+    if (inherited) {
+      sodium_memzero(p, k_cell);
+    }
+    return inherited;
   }
 
 private:
   std::mutex m_mutex;
   std::vector<unsigned char*> m_slabs;
   std::vector<unsigned char*> m_free;
+  std::vector<unsigned char*> m_inherited; // slabs of the parent, in a forked child
 };
 
 } // namespace

@@ -158,6 +158,37 @@ TEST_SUITE("crypto::SecretBytes")
     CHECK(again->size() == 100);
   }
 
+  TEST_CASE("a forked child releases a cell of its parent: wiped, not freed, not reused")
+  {
+    auto held = crypto::SecretBytes::allocate(32);
+    REQUIRE(held.has_value());
+    std::memset(held->data(), 0x5a, held->size());
+    unsigned char* cell = held->data();
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int code = 0;
+      {
+        auto gone = std::move(*held); // released here: sodium_free on a cell would abort
+      }
+      for (int i = 0; i < 32; ++i) {
+        if (cell[i] != 0) {
+          code |= 1;
+        }
+      }
+      auto fresh = crypto::SecretBytes::allocate(32);
+      if (!fresh || fresh->data() == cell) {
+        code |= 2; // the child's pool starts empty: never the parent's cell
+      }
+      ::_exit(code);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(held->data()[0] == 0x5a); // the parent's copy is its own
+  }
+
   TEST_CASE("a failed lock is counted and logged once, and the memory still works" *
             doctest::skip(k_mlock_is_intercepted))
   {
