@@ -413,7 +413,8 @@ parse_envelope(std::string_view json, std::string_view where, bool echo)
   };
   try {
     j = Json::parse(json, track);
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // parse_error, and out_of_range (406) for a number that overflows a double.
     std::string detail = e.what();
     // "[json.exception.parse_error.101] parse error at line 1, column 2: …" → drop the tag.
     if (const auto close = detail.find("] ");

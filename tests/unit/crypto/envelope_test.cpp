@@ -151,6 +151,15 @@ TEST_SUITE("crypto::Envelope")
     CHECK(env.open(f.deploy, "env.json").has_value());
   }
 
+  TEST_CASE("a number too large for a double is malformed JSON, not an exception (fuzz finding)")
+  {
+    const auto r = crypto::Envelope::parse("444444202e2222", "env.json");
+    REQUIRE_FALSE(r.has_value());
+    CHECK(r.error().message.find("malformed JSON") != std::string::npos);
+    const auto inside = crypto::Envelope::parse(R"({"v":1e999})", "env.json");
+    REQUIRE_FALSE(inside.has_value());
+  }
+
   TEST_CASE("malformed JSON and non-objects are refused")
   {
     for (const char* bad : { "", "{", "{\"format\": }", "[1,2]", "null", "{} trailing" }) {
