@@ -225,18 +225,32 @@ controller_url(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& 
   }
 }
 
+// A path to a secret file (a key, a token): one nobody else may read, change or swap
+// (check_secret_file, check_trusted). nullopt, with the error reported at `v`, if not.
+std::optional<std::string>
+secret_file_path(Load& l, const YamlNode& v, const KeyPath& p)
+{
+  auto f = l.r.path(v, p);
+  if (!f) {
+    return std::nullopt;
+  }
+  if (auto r = check_secret_file(*f); !r) {
+    l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
+    return std::nullopt;
+  }
+  if (auto t = check_trusted(*f); !t) {
+    l.r.error(v, p, t.error().message);
+    return std::nullopt;
+  }
+  return f;
+}
+
 void
 controller_admin_token_file(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& p)
 {
   // The token itself is read (into SecretBytes) when connecting: here only its file.
-  if (auto f = l.r.path(v, p)) {
-    if (auto r = check_secret_file(*f); !r) {
-      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
-    } else if (auto t = check_trusted(*f); !t) {
-      l.r.error(v, p, t.error().message);
-    } else {
-      ctl.admin_token_file = *f;
-    }
+  if (auto f = secret_file_path(l, v, p)) {
+    ctl.admin_token_file = *f;
   }
 }
 
@@ -825,15 +839,9 @@ user_bootstrap_token_file(Load& l, UserDraft& u, const YamlNode& v, const KeyPat
 {
   u.bootstrap_node = v;
   // Checked like the admin token file (a secret, a trusted file); read when first needed.
-  if (auto f = l.r.path(v, p)) {
-    if (auto r = check_secret_file(*f); !r) {
-      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
-    } else if (auto t = check_trusted(*f); !t) {
-      l.r.error(v, p, t.error().message);
-    } else {
-      u.bootstrap_token_file = *f;
-      u.bootstrap_mark = l.r.mark(v);
-    }
+  if (auto f = secret_file_path(l, v, p)) {
+    u.bootstrap_token_file = *f;
+    u.bootstrap_mark = l.r.mark(v);
   }
 }
 
@@ -989,15 +997,9 @@ root_signing_key(Load& l, Config& c, const YamlNode& v, const KeyPath& p)
 {
   // Only the file is checked here (a secret nobody else may read, change or swap);
   // crypto reads and parses the key when it signs.
-  if (auto f = l.r.path(v, p)) {
-    if (auto r = check_secret_file(*f); !r) {
-      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
-    } else if (auto t = check_trusted(*f); !t) {
-      l.r.error(v, p, t.error().message);
-    } else {
-      c.signing_key = std::move(*f);
-      c.signing_key_mark = l.r.mark(v);
-    }
+  if (auto f = secret_file_path(l, v, p)) {
+    c.signing_key = std::move(*f);
+    c.signing_key_mark = l.r.mark(v);
   }
 }
 
@@ -1005,15 +1007,9 @@ void
 root_state_key(Load& l, Config& c, const YamlNode& v, const KeyPath& p)
 {
   // A key file the daemon reads (it must exist: a configured key is never made).
-  if (auto f = l.r.path(v, p)) {
-    if (auto r = check_secret_file(*f); !r) {
-      l.r.error(v, p, fmt::format("{}: {}", *f, r.error().message));
-    } else if (auto t = check_trusted(*f); !t) {
-      l.r.error(v, p, t.error().message);
-    } else {
-      c.state_key = std::move(*f);
-      c.state_key_mark = l.r.mark(v);
-    }
+  if (auto f = secret_file_path(l, v, p)) {
+    c.state_key = std::move(*f);
+    c.state_key_mark = l.r.mark(v);
   }
 }
 
