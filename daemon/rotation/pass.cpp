@@ -346,6 +346,20 @@ Pass::begin(Lane& lane, std::string_view what)
   return std::move(*tx);
 }
 
+std::vector<Work*>
+Pass::commit_settled(Lane& lane, std::optional<state::Transaction>& tx,
+                     const std::vector<Work*>& lost, std::vector<Work*> settled)
+{
+  if (!commit(lane, tx, "lost mints")) {
+    for (auto* w : lost) {
+      w->report.result = SlotResult::error;
+      w->report.failure = FailureKind::state;
+    }
+    settled.clear();
+  }
+  return settled;
+}
+
 bool
 Pass::commit(Lane& lane, std::optional<state::Transaction>& tx, std::string_view what)
 {

@@ -112,6 +112,10 @@ private:
   bool check(Lane& lane, const util::Result<void>& written, std::string_view what);
   std::optional<state::Transaction> begin(Lane& lane, std::string_view what);
   bool commit(Lane& lane, std::optional<state::Transaction>& tx, std::string_view what);
+  // Commits the transaction that settled lost mints: `settled` if it lands, else none
+  // (every one of `lost` then reports a state error).
+  std::vector<Work*> commit_settled(Lane& lane, std::optional<state::Transaction>& tx,
+                                    const std::vector<Work*>& lost, std::vector<Work*> settled);
   std::optional<state::Slot> slot_row(const SlotEntry& slot);
   boost::asio::awaitable<void> sleep(std::chrono::milliseconds d);
   // Lets the io loop run (the watchdog, the control socket, other lanes) in a loop over

@@ -174,14 +174,7 @@ Pass::settle_lost_mints(Lane& lane, std::vector<Work*> lost)
     w.mark(SlotResult::abandoned, FailureKind::outcome_unknown, outcome);
     settled.push_back(&w);
   }
-  if (!commit(lane, tx, "lost mints")) {
-    for (auto* w : lost) {
-      w->report.result = SlotResult::error;
-      w->report.failure = FailureKind::state;
-    }
-    settled.clear();
-  }
-  co_return settled;
+  co_return commit_settled(lane, tx, lost, std::move(settled));
 }
 
 // Which resumed attempts' tokens are still listed by Jenkins, unexpired and before the

@@ -291,14 +291,7 @@ Pass::settle_self_lost(Lane& lane, std::vector<Work*> lost)
     w.mark(SlotResult::abandoned, FailureKind::outcome_unknown, outcome);
     settled.push_back(&w);
   }
-  if (!commit(lane, tx, "lost mints")) {
-    for (auto* w : lost) {
-      w->report.result = SlotResult::error;
-      w->report.failure = FailureKind::state;
-    }
-    settled.clear();
-  }
-  co_return settled;
+  co_return commit_settled(lane, tx, lost, std::move(settled));
 }
 
 asio::awaitable<std::set<std::string>>
