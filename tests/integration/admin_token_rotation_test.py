@@ -10,11 +10,14 @@ step of the rotation leaves an admin token that works and exactly one of ours.
 """
 import base64
 import glob
+import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import unittest
+import urllib.request
 
 import nacl.public
 
@@ -209,7 +212,11 @@ class AdminTokenRotationTest(RigTest):
     def test_the_daemon_rotates_on_schedule_and_revokes_the_old_token_after_grace(self):
         grace = 8
         rig = self.admin_rig("daemon", "{schedule: every 1h, jitter: 0s, grace: %ds}" % grace)
-        rig.edit_config("controllers:\n", "prune_interval: 2s\ncontrollers:\n")
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        rig.edit_config("controllers:\n", "prune_interval: 2s\nmetrics: {listen: 127.0.0.1:%d}\n"
+                        "controllers:\n" % port)
         log_path = os.path.join(rig.dir, "daemon.log")
         log = open(log_path, "w")
 
@@ -246,8 +253,19 @@ class AdminTokenRotationTest(RigTest):
             self.assertEqual([t["uuid"] for t in rig.jenkins_tokens(rig.admin)], [cur[2]])
             r = rig.run("status", "--json")
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
-            self.assertIn('"admin_tokens"', r.stdout)
-            self.assertIn(cur[1], r.stdout)
+            status = json.loads(r.stdout)["admin_tokens"]
+            self.assertEqual(len(status), 1, r.stdout)
+            self.assertEqual(status[0]["token"], cur[1])
+            self.assertEqual(status[0]["store"], "state")
+            self.assertGreaterEqual(status[0]["age_s"], grace - 1)
+            self.assertIsNotNone(status[0]["next_rotation"])
+            r = rig.run("status")
+            self.assertIn("ADMIN TOKEN", r.stdout)
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as m:
+                text = m.read().decode()
+            self.assertRegex(text, r'(?m)^jtr_admin_token_age_seconds\{controller="emu"\} \d+$')
+            self.assertRegex(
+                text, r'(?m)^jtr_admin_token_rotations_total\{controller="emu",result="rotated"\} 1$')
         finally:
             d.send_signal(signal.SIGTERM)
             d.wait(timeout=30)
