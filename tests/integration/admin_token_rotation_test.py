@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 import unittest
@@ -69,9 +70,10 @@ class AdminRig(Rig):
         return self.query("SELECT seq, name, uuid, sealed, state FROM admin_tokens ORDER BY id")
 
     def current(self):
-        if not os.path.exists(os.path.join(self.state_dir, "state.db")):
-            return None  # a daemon that has not opened its state yet
-        rows = [r for r in self.admin_rows() if r[4] == "current"]
+        try:
+            rows = [r for r in self.admin_rows() if r[4] == "current"]
+        except sqlite3.OperationalError:
+            return None  # a daemon that has not made its state yet (no file, or no schema)
         return rows[0] if len(rows) == 1 else None
 
     def credential(self):
@@ -211,7 +213,8 @@ class AdminTokenRotationTest(RigTest):
 
     def test_the_daemon_rotates_on_schedule_and_revokes_the_old_token_after_grace(self):
         grace = 8
-        rig = self.admin_rig("daemon", "{schedule: every 1h, jitter: 0s, grace: %ds}" % grace)
+        # Never rotated: due at start-up; then every minute.
+        rig = self.admin_rig("daemon", "{schedule: every 1m, jitter: 0s, grace: %ds}" % grace)
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
@@ -230,9 +233,9 @@ class AdminTokenRotationTest(RigTest):
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and rig.current() is None:
                 time.sleep(0.2)
-            switched_at = time.time()
             cur = rig.current()
             self.assertIsNotNone(cur, read_log())
+            switched_at = rig.query("SELECT switched FROM admin_tokens WHERE state = 'current'")[0][0]
             new = rig.credential()
             # Before the grace is over the old token still works.
             self.assertTrue(rig.admin_works(rig.bootstrap), "the old token died before grace")
@@ -266,12 +269,53 @@ class AdminTokenRotationTest(RigTest):
             self.assertRegex(text, r'(?m)^jtr_admin_token_age_seconds\{controller="emu"\} \d+$')
             self.assertRegex(
                 text, r'(?m)^jtr_admin_token_rotations_total\{controller="emu",result="rotated"\} 1$')
+            # With the old token revoked, a user rotation still works: the daemon uses the new one.
+            r = rig.run("rotate", "emu/" + rig.users[0], "--wait")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr + read_log())
+            # A minute after the first switch the schedule rotates it again, by itself.
+            second = None
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                second = rig.current()
+                if second and second[1] != cur[1]:
+                    break
+                time.sleep(0.5)
+            self.assertNotEqual(second[1], cur[1], "no scheduled rotation\n" + read_log())
+            second_at = rig.query("SELECT switched FROM admin_tokens WHERE state = 'current'")[0][0]
+            self.assertGreaterEqual(second_at - switched_at, 59, "rotated before its schedule")
+            self.assertTrue(rig.admin_works(rig.credential()))
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and rig.whoami(rig.admin, new)[0] != 401:
+                time.sleep(0.5)
+            self.assertEqual(rig.whoami(rig.admin, new)[0], 401, read_log())
+            self.assertEqual([t["uuid"] for t in rig.jenkins_tokens(rig.admin)], [second[2]])
         finally:
             d.send_signal(signal.SIGTERM)
             d.wait(timeout=30)
             log.close()
         rig.check_invariants(self)
         rig.scan_for_values(self, [read_log()])
+
+
+class AdminTokenRotationOldJenkinsTest(RigTest):
+    """Jenkins 2.250: no helpers (tokenStore.* and user.save()), no expiring tokens; the
+    bootstrap is still found by its hash (HashedToken.match exists since 2.129)."""
+    EMULATOR = {"version": "2.250"}
+
+    def test_once_rotates_and_revokes_the_bootstrap_on_the_store_variant(self):
+        self.emu.create_user("at-old-0")
+        rig = AdminRig(self.emu, ["at-old-0"], "adm-old", "{grace: 0s, store: file}")
+        self.addCleanup(rig.cleanup)
+        r = rig.once()
+        self.assertEqual(r.returncode, 0, rig.log())
+        cur = rig.current()
+        self.assertIsNotNone(cur, rig.log())
+        new = rig.credential()
+        self.assertTrue(rig.admin_works(new))
+        self.assertEqual(rig.whoami(rig.admin, rig.bootstrap)[0], 401)
+        self.assertEqual([t["uuid"] for t in rig.jenkins_tokens(rig.admin)], [cur[2]])
+        rig.check_invariants(self)
+        rig.scan_for_values(self)
 
 
 @unittest.skipUnless(binary_has_crash_points(),
