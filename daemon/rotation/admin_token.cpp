@@ -55,7 +55,7 @@ util::Result<void>
 load_admin_credential(const config::Controller& controller, state::Store& store,
                       const crypto::StateKey* key, jenkins::Api& api)
 {
-  if (!controller.admin_token_rotation) {
+  if (controller.auth != config::Auth::admin) {
     return {};
   }
   auto current = store.admin_current(controller.name);
@@ -67,8 +67,15 @@ load_admin_credential(const config::Controller& controller, state::Store& store,
   if (!*current || !(*current)->sealed) {
     return {};
   }
+  if (!controller.admin_token_rotation) {
+    // admin_token_rotation was removed: admin_token_file holds a token revoked since, so the
+    // daemon keeps the state's (no longer rotated) rather than lock itself out.
+    util::log::warning("controller {}: no admin_token_rotation, but the state holds the current "
+                       "admin token {}: using it (it is no longer rotated)",
+                       controller.name, (*current)->name);
+  }
   if (key == nullptr) {
-    return util::make_error("config", fmt::format("controller {}: admin_token_rotation: the state "
+    return util::make_error("config", fmt::format("controller {}: the state "
                                                   "holds a sealed admin token but no state key is "
                                                   "loaded",
                                                   controller.name));

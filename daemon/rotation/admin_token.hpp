@@ -30,9 +30,10 @@ Time admin_next_due(const config::Controller& controller,
                     const std::optional<state::AdminToken>& current, Time now);
 
 // Makes `api` authenticate with the controller's current admin token from the state (store:
-// state) instead of admin_token_file, which stays the bootstrap. Nothing to do without a
+// state) instead of admin_token_file, which stays the bootstrap; also once admin_token_rotation
+// was removed from the config (the file's token was revoked: warned). Nothing to do without a
 // rotated token or with store: file (the file holds it). Errors ("config"): a sealed value
-// that does not open with `key`.
+// that does not open with `key` (or no key).
 util::Result<void> load_admin_credential(const config::Controller& controller, state::Store& store,
                                          const crypto::StateKey* key, jenkins::Api& api);
 

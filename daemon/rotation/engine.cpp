@@ -33,10 +33,15 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
     }
     core->signing_key.emplace(std::move(*key));
   }
-  // auth: self and admin_token_rotation keep tokens sealed to the state key.
+  // auth: self and admin_token_rotation keep tokens sealed to the state key (and a rotated
+  // admin token stays in use after admin_token_rotation left the config).
   const bool any_self = std::any_of(
-    config->controllers.begin(), config->controllers.end(), [](const config::Controller& c) {
-      return c.auth == config::Auth::self || c.admin_token_rotation != nullptr;
+    config->controllers.begin(), config->controllers.end(), [&](const config::Controller& c) {
+      if (c.auth == config::Auth::self || c.admin_token_rotation != nullptr) {
+        return true;
+      }
+      auto current = store.admin_current(c.name);
+      return current && *current && (*current)->sealed.has_value();
     });
   if (any_self) {
     // Made on first use in state_dir unless configured or given as a systemd credential.

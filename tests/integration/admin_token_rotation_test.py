@@ -150,6 +150,15 @@ class AdminTokenRotationTest(RigTest):
         # The new token authenticated that pass: Jenkins counted its use.
         used = [t for t in rig.jenkins_tokens(rig.admin) if t["uuid"] == uuid]
         self.assertTrue(used and used[0].get("useCounter", 0) > 0, used)
+        # Without admin_token_rotation the daemon keeps the state's token (the file's may be
+        # revoked by then) instead of locking itself out, and says it no longer rotates it.
+        rig.revoke_in_jenkins(rig.admin, boot[0][2])
+        self.assertEqual(rig.whoami(rig.admin, rig.bootstrap)[0], 401)
+        rig.edit_config("    admin_token_rotation: {schedule: every 30d, grace: 1h}\n", "")
+        r = rig.once("--force")
+        self.assertEqual(r.returncode, 0, rig.log())
+        self.assertIn("no longer rotated", r.stderr)
+        self.assertEqual(rig.current()[1], name)
         rig.scan_for_values(self)
 
     def test_once_with_store_file_rewrites_the_token_file_keeping_its_mode(self):
