@@ -1,6 +1,7 @@
 #include "rotation/engine.hpp"
 
 #include "crypto/public_key.hpp"
+#include "rotation/admin_token.hpp"
 #include "rotation/api_factory.hpp"
 #include "rotation/core.hpp"
 #include "rotation/pass_impl.hpp"
@@ -32,9 +33,16 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
     }
     core->signing_key.emplace(std::move(*key));
   }
-  const bool any_self =
-    std::any_of(config->controllers.begin(), config->controllers.end(),
-                [](const config::Controller& c) { return c.auth == config::Auth::self; });
+  // auth: self and admin_token_rotation keep tokens sealed to the state key (and a rotated
+  // admin token stays in use after admin_token_rotation left the config).
+  const bool any_self = std::any_of(
+    config->controllers.begin(), config->controllers.end(), [&](const config::Controller& c) {
+      if (c.auth == config::Auth::self || c.admin_token_rotation != nullptr) {
+        return true;
+      }
+      auto current = store.admin_current(c.name);
+      return current && *current && (*current)->sealed.has_value();
+    });
   if (any_self) {
     // Made on first use in state_dir unless configured or given as a systemd credential.
     auto key = crypto::StateKey::load(crypto::state_key_path(config->state_key, config->state_dir));
@@ -60,6 +68,12 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
       return util::make_error("config", e.message.starts_with(c.name)
                                           ? e.message
                                           : fmt::format("controller {}: {}", c.name, e.message));
+    }
+    // The newest committed admin token from the state wins over admin_token_file.
+    if (auto r =
+          load_admin_credential(c, store, core->state_key ? &*core->state_key : nullptr, **made);
+        !r) {
+      return r.error();
     }
     detail::Controller entry;
     entry.config = &c;
