@@ -18,7 +18,6 @@ namespace {
 // A mint answer is a few hundred bytes per item; this bounds a batch of 500 generously.
 constexpr std::size_t k_script_body_limit = 8 * 1024 * 1024;
 constexpr std::string_view k_token_marker = "JTR-TOKEN:";
-constexpr std::size_t k_token_length = 34; // "11" + 32 lowercase hex (reference §3.4)
 
 using net::bad_output;
 
