@@ -211,6 +211,9 @@ private:
 
   // prune.cpp
   boost::asio::awaitable<void> prune(Lane& lane);
+  // Whether `slot`'s tokens are this lane's to prune: an admin controller's self part
+  // (auth: self users) prunes its own slots' over REST, the admin lane every other.
+  [[nodiscard]] static bool owns_slot(const Lane& lane, state::SlotId slot);
   void preview_prune(std::vector<std::string>& out);
   void check_still_used(Lane& lane, const state::Token& token);
 
