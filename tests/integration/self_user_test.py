@@ -5,9 +5,12 @@ binary against one emulator: both rotate, verify and revoke; every REST call for
 user logs in as that user with a token of its own; no plain token is at rest.
 """
 import base64
+import json
 import os
+import signal
 import subprocess
 import tempfile
+import time
 import unittest
 
 import nacl.public
@@ -181,6 +184,99 @@ class SelfUserOnAdminControllerTest(unittest.TestCase):
         self.assertEqual(r.returncode, 78, r.stdout + r.stderr)
         self.assertIn("users[1].auth: expected auth: self (or none) for a user of controller "
                       "\"ci\", found auth: admin", r.stderr)
+
+
+class RevokedKeptTokenTest(unittest.TestCase):
+    """A self slot whose kept token someone revoked in Jenkins: the slot fails naming the
+    user, the controller and bootstrap_token_file (status and the slot's state say so); the
+    other users go on; a new token in bootstrap_token_file starts it over."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(version="2.560")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop(remove=True)
+
+    def daemon_status(self, rig, slot):
+        """Starts the daemon, asks it to rotate `slot` (which fails) and returns
+        (rotate's answer, status --json's entry for the slot)."""
+        err = open(os.path.join(rig.dir, "daemon.log"), "w")
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("JTR_CRASH_AT", "NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID")}
+        proc = subprocess.Popen([BIN, "daemon", "-c", rig.config], stdout=subprocess.DEVNULL,
+                                stderr=err, env=env)
+        try:
+            sock = os.path.join(rig.dir, "control.sock")
+            end = time.monotonic() + 30
+            while not os.path.exists(sock) and time.monotonic() < end:
+                time.sleep(0.1)
+            rotate = rig.run("rotate", "--wait", slot)
+            st = rig.run("status", "--json")
+            self.assertEqual(st.returncode, 0, st.stdout + st.stderr)
+            entry = {s["slot"]: s for s in json.loads(st.stdout)["slots"]}[slot]
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                err.close()
+            with open(os.path.join(rig.dir, "daemon.log")) as f:
+                rig.outputs.append(f.read())
+        return rotate, entry
+
+    def test_a_kept_token_revoked_out_of_band_fails_the_slot_until_bootstrapped_again(self):
+        a, b = "oob-a", "oob-b"
+        rig = SelfRig(self.emu, [a, b])
+        self.addCleanup(rig.cleanup)
+        self.assertEqual(rig.once().returncode, 0, rig.outputs[-1])
+        first_b = rig.current_uuid(b)
+        # Someone revokes a's current token in Jenkins (the web UI, as an administrator).
+        r = self.emu.post(REST % (a, "revoke"), {"tokenUuid": rig.current_uuid(a)})
+        self.assertEqual(r.status, 200)
+
+        r = rig.once("--force")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        why = ("controller lean: user %s: Jenkins refuses the token the daemon keeps for this "
+               "user (revoked or expired outside the rotator?), and the token in "
+               "bootstrap_token_file %s/bootstrap-%s too: the slot cannot rotate until "
+               "bootstrap_token_file holds a current token of %s again" % (a, rig.dir, a, a))
+        self.assertIn(why, r.stdout + r.stderr)
+        # The other user of the controller rotated all the same.
+        self.assertNotEqual(rig.current_uuid(b), first_b)
+        self.assertEqual([t["uuid"] for t in rig.jenkins_tokens(b)], [rig.current_uuid(b)])
+        # The slot's state says it fails (plan, and the status and metrics read the same row).
+        p = rig.run("plan", "--json", "--count", "1")
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        state = {s["user"]: s for s in json.loads(p.stdout)["slots"]}[a]["state"]
+        self.assertIn(why, state["last_error"] or "")
+
+        rotate, entry = self.daemon_status(rig, "lean/" + a)
+        self.assertNotEqual(rotate.returncode, 0, rotate.stdout + rotate.stderr)
+        self.assertIn(why, rotate.stdout + rotate.stderr)
+        self.assertEqual(entry["last_result"], "failed", entry)
+        self.assertIn(why, entry["last_error"], entry)
+        self.assertGreaterEqual(entry["consecutive_failures"], 2, entry)
+
+        # The operator gives a new token of a's in bootstrap_token_file: a rotates again,
+        # and that token is swept after the commit (grace 0s), as a first bootstrap is.
+        value = rig.bootstrap(a)
+        path = os.path.join(rig.dir, "bootstrap-" + a)
+        with open(path, "w") as f:
+            f.write(value + "\n")
+        r = rig.once("--force")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        for u in (a, b):
+            self.assertEqual([t["uuid"] for t in rig.jenkins_tokens(u)], [rig.current_uuid(u)])
+            env, token = rig.envelope(u)
+            self.assertEqual(env["token_uuid"], rig.current_uuid(u))
+            self.assertEqual(rig.whoami(u, token), (200, u))
+        self.assertEqual(rig.whoami(a, value)[0], 401, "the new bootstrap token was not swept")
+        self.assertEqual(self.emu.counters().get("POST /scriptText"), None)
 
 
 if __name__ == "__main__":
