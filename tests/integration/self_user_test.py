@@ -186,6 +186,35 @@ class SelfUserOnAdminControllerTest(unittest.TestCase):
                       "\"ci\", found auth: admin", r.stderr)
 
 
+class SelfUserOnOldJenkinsTest(unittest.TestCase):
+    """Jenkins before 2.260 has no addFixedToken: the self user is refused (check-config
+    --connect and each pass), naming the controller; the script-path user rotates."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(version="2.250")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop(remove=True)
+
+    def test_the_self_user_is_refused_and_the_admin_user_rotates(self):
+        rig = MixedUserRig(self.emu, ["old-self"], ["old-adm"])
+        self.addCleanup(rig.cleanup)
+        r = rig.run("check-config", "--connect")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("ci: FAILED: auth: self (user old-self) needs Jenkins 2.260 or later "
+                      "(addFixedToken and revokeAllExcept); it runs 2.250", r.stdout)
+        r = rig.once()
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("controller ci: auth: self needs Jenkins 2.260 or later", r.stdout + r.stderr)
+        self.assertEqual(len(rig.jenkins_tokens("old-self")), 1)  # the bootstrap token only
+        self.assertIsNone(rig.current_uuid("old-self"))
+        env, token = rig.envelope("old-adm")
+        self.assertEqual(env["token_uuid"], rig.current_uuid("old-adm"))
+        self.assertEqual(rig.whoami("old-adm", token), (200, "old-adm"))
+
+
 class RevokedKeptTokenTest(unittest.TestCase):
     """A self slot whose kept token someone revoked in Jenkins: the slot fails naming the
     user, the controller and bootstrap_token_file (status and the slot's state say so); the
