@@ -5,6 +5,7 @@
 // lost mint) with revokeAllExcept(current) once no other token of the slot must live.
 #include "crypto/state_key.hpp"
 #include "rotation/pass_impl.hpp"
+#include "util/crash_point.hpp"
 #include "util/log.hpp"
 
 #include <fmt/core.h>
@@ -224,6 +225,9 @@ Pass::mint_self(Lane& lane, const std::vector<Work*>& batch, state::Time t)
       co_return answer;
     }
   }
+  // Each value is sealed and committed, none sent: a restart finds the attempts planned
+  // with a value and asks /whoAmI, which refuses them.
+  util::crash_point("self_after_intent");
   co_await for_each_concurrently(
     batch.size(), static_cast<std::size_t>(lane.controller->config->max_concurrent),
     [&](std::size_t i) -> asio::awaitable<void> {
@@ -322,6 +326,8 @@ Pass::settle_self_lost(Lane& lane, std::vector<Work*> lost)
              fmt::format("lost mint {} not looked up: {}", w.name, v.error().message));
     }
   }
+  // /whoAmI has answered, nothing is recorded: a restart asks again.
+  util::crash_point("self_lost_checked");
   std::vector<Work*> settled;
   auto tx = begin(lane, "lost mints");
   for (std::size_t i = 0; i < lost.size(); ++i) {
@@ -470,6 +476,9 @@ Pass::sweep_self(Lane& lane)
                                                                 : r.error().message);
       continue;
     }
+    // Jenkins has swept, the state still marks the sweep: a restart sweeps again (the same
+    // current token is kept, so the second call changes nothing).
+    util::crash_point("self_mid_sweep");
     auto tx = begin(lane, "self sweep");
     for (const auto& k : *live) {
       if (k.role != state::TokenRole::current) {
