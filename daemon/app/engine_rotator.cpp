@@ -1,5 +1,6 @@
 #include "app/engine_rotator.hpp"
 
+#include "rotation/admin_token.hpp"
 #include "rotation/engine.hpp"
 #include "schedule/jitter.hpp"
 #include "schedule/schedule.hpp"
@@ -92,6 +93,20 @@ public:
     for (const auto& u : m_config->users) {
       out.push_back(service::SlotDue{ u.slot(), u.controller, u.user,
                                       rotation::next_due(u, row_of(*rows, u), now) });
+    }
+    // Each rotated admin token is a due item of its controller's lane: the scheduler queues
+    // a pass, whose first step rotates the token when it is still due.
+    for (const auto& c : m_config->controllers) {
+      if (!c.admin_token_rotation || c.auth != config::Auth::admin) {
+        continue;
+      }
+      auto current = m_store.admin_current(c.name);
+      if (!current) {
+        return current.error();
+      }
+      out.push_back(service::SlotDue{ rotation::admin_token_slot(c.name), c.name,
+                                      std::string(rotation::k_admin_token_user),
+                                      rotation::admin_next_due(c, *current, now) });
     }
     return out;
   }

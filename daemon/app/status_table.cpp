@@ -209,6 +209,32 @@ render_status(const json& fields)
       wrap(out, "  last error: ", error.get<std::string>());
     }
   }
+
+  // Admin tokens (admin_token_rotation): 16 + 6 + 8 + 16 + 16 = 62, plus 4 spaces.
+  if (const json& admins = field(fields, "admin_tokens"); admins.is_array() && !admins.empty()) {
+    out += "\n";
+    line(out, fmt::format("{:<16} {:<6} {:>8} {:<16} {:<16}", "ADMIN TOKEN", "STORE", "AGE",
+                          "SINCE", "NEXT ROTATION"));
+    for (const auto& a : admins) {
+      const std::string name = text_or_dash(a, "controller");
+      if (name.size() > 16) {
+        line(out, name);
+      }
+      line(out, fmt::format("{:<16} {:<6} {:>8} {:<16} {:<16}", name.size() > 16 ? "" : name,
+                            fit(text_or_dash(a, "store"), 6), age(field(a, "age_s")),
+                            short_time(field(a, "since")), short_time(field(a, "next_rotation"))));
+      std::string details;
+      if (const json& token = field(a, "token"); token.is_string()) {
+        details = "  token " + token.get<std::string>();
+      }
+      if (const json& retires = field(a, "previous_retires"); retires.is_string()) {
+        details += (details.empty() ? "  " : "; ") + ("previous retires " + short_time(retires));
+      }
+      if (!details.empty()) {
+        line(out, std::move(details));
+      }
+    }
+  }
   return out;
 }
 

@@ -50,6 +50,23 @@ to_string(Auth auth)
   return auth == Auth::self ? "self" : "admin";
 }
 
+const char*
+to_string(AdminTokenStore store)
+{
+  return store == AdminTokenStore::file ? "file" : "state";
+}
+
+AdminTokenRotation
+default_admin_token_rotation()
+{
+  AdminTokenRotation a;
+  a.policy.schedule = "every 30d";
+  a.policy.grace = std::chrono::hours(1);
+  a.policy.lifetime = std::chrono::hours(24 * 40);
+  a.policy.token_prefix = "rotator-admin-";
+  return a;
+}
+
 std::string
 fold_user_id(std::string_view id)
 {

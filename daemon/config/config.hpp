@@ -66,6 +66,18 @@ enum class Auth
   self   // REST, each user with its own current token; no admin credential
 };
 
+// Where a rotated admin token is kept (docs/admin-token-rotation.md).
+enum class AdminTokenStore
+{
+  state, // sealed to the state key in the state database; admin_token_file stays the bootstrap
+  file   // written atomically back to admin_token_file (same owner and mode)
+};
+
+struct Policy;
+
+// `admin_token_rotation:` of a controller: the daemon rotates its own admin token.
+struct AdminTokenRotation;
+
 struct Controller
 {
   std::string name;
@@ -82,6 +94,8 @@ struct Controller
   int batch_size = 50;
   Auth auth = Auth::admin;
   Mark mark;
+  // Set when the controller rotates its admin token (auth: admin only).
+  std::shared_ptr<const AdminTokenRotation> admin_token_rotation;
 };
 
 struct Recipient
@@ -151,6 +165,22 @@ struct Policy
   std::optional<schedule::Zone> zone;
 };
 
+struct AdminTokenRotation
+{
+  // schedule, timezone, jitter, lifetime, grace, failure_budget and token_prefix as for
+  // users (prune unused); parsed_schedule and zone filled by check_schedules.
+  Policy policy;
+  AdminTokenStore store = AdminTokenStore::state;
+  Mark mark;
+  Mark schedule_mark;
+  Mark timezone_mark;
+  Mark lifetime_mark;
+};
+
+// The defaults of admin_token_rotation: monthly, one hour of grace, a Jenkins expiry after
+// 40 days (longest gap 30d + grace + failure_budget 2d fits), names "rotator-admin-…".
+AdminTokenRotation default_admin_token_rotation();
+
 struct User
 {
   std::string user;
@@ -209,6 +239,7 @@ struct Config
 const char* to_string(SinkType type);
 const char* to_string(PrunePolicy policy);
 const char* to_string(Auth auth);
+const char* to_string(AdminTokenStore store);
 
 // Jenkins compares user ids case-insensitively (IdStrategy.CASE_INSENSITIVE).
 std::string fold_user_id(std::string_view id);

@@ -22,6 +22,7 @@
 #include <span>
 #include <sys/stat.h>
 #include <thread>
+#include <unistd.h>
 
 // The meaning of each key: one key table per section (name, type, reader), read by
 // Reader::section() (reader.hpp), then the checks that span several keys.
@@ -198,7 +199,14 @@ struct ControllerDraft : Controller
 {
   YamlNode url_node;
   YamlNode auth_node;
+  YamlNode rotation_node;
+  YamlNode rotation_store_node;
+  std::optional<AdminTokenRotation> rotation;
 };
+
+// admin_token_rotation: (after the policy keys it shares with users, below).
+void controller_admin_rotation(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& p);
+void check_admin_rotation(Load& l, ControllerDraft& ctl, const YamlNode& item, const KeyPath& base);
 
 void
 controller_name(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& p)
@@ -271,7 +279,7 @@ controller_ca_file(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPa
   }
 }
 
-constexpr std::array<KeyOf<ControllerDraft>, 11> k_controller_keys = { {
+constexpr std::array<KeyOf<ControllerDraft>, 12> k_controller_keys = { {
   { "name", ValueType::string, &controller_name },
   { "url", ValueType::expanded, &controller_url },
   { "admin_user", ValueType::string, &read_string<&Controller::admin_user> },
@@ -283,6 +291,7 @@ constexpr std::array<KeyOf<ControllerDraft>, 11> k_controller_keys = { {
   { "batch_size", ValueType::integer, &read_integer<&Controller::batch_size, 1, 500> },
   { "insecure_http", ValueType::boolean, &read_boolean<&Controller::insecure_http> },
   { "auth", ValueType::choice, &controller_auth },
+  { "admin_token_rotation", ValueType::section, &controller_admin_rotation },
 } };
 
 void
@@ -313,6 +322,7 @@ controller(Load& l, std::size_t i, const YamlNode& item, const KeyPath& list)
                             admin_key));
     }
   }
+  check_admin_rotation(l, ctl, item, base);
   if (!ctl.url.empty()) {
     if (auto norm = check_url(l, ctl.url_node, base.child("url"), ctl.url, ctl.insecure_http)) {
       const auto [it, inserted] =
@@ -500,6 +510,116 @@ constexpr std::array<KeyOf<T>, 8> k_policy_keys = { {
   { "prune", ValueType::choice, &policy_prune<T> },
   { "token_prefix", ValueType::string, &policy_token_prefix<T> },
 } };
+
+// ---- admin_token_rotation: (docs/admin-token-rotation.md) ------------------------------
+
+struct AdminRotationDraft
+{
+  ControllerDraft& ctl;
+  AdminTokenRotation& a;
+};
+
+PolicyTarget
+policy_target(AdminRotationDraft& d)
+{
+  return { d.a.policy, d.a.schedule_mark, d.a.timezone_mark, d.a.lifetime_mark };
+}
+
+void
+admin_rotation_store(Load& l, AdminRotationDraft& d, const YamlNode& v, const KeyPath& p)
+{
+  d.ctl.rotation_store_node = v;
+  if (auto s = l.r.choice(v, p, { "state", "file" })) {
+    d.a.store = *s == "file" ? AdminTokenStore::file : AdminTokenStore::state;
+  }
+}
+
+// The schedule keys users have (prune aside: the admin user's other tokens are not ours to
+// judge), and where the new token is kept.
+constexpr std::array<KeyOf<AdminRotationDraft>, 8> k_admin_rotation_keys = { {
+  { "schedule", ValueType::string, &policy_schedule<AdminRotationDraft> },
+  { "timezone", ValueType::string, &policy_timezone<AdminRotationDraft> },
+  { "jitter", ValueType::duration, &policy_duration<&Policy::jitter, AdminRotationDraft> },
+  { "lifetime", ValueType::duration, &policy_lifetime<AdminRotationDraft> },
+  { "grace", ValueType::duration, &policy_duration<&Policy::grace, AdminRotationDraft> },
+  { "failure_budget", ValueType::duration,
+    &policy_duration<&Policy::failure_budget, AdminRotationDraft> },
+  { "token_prefix", ValueType::string, &policy_token_prefix<AdminRotationDraft> },
+  { "store", ValueType::choice, &admin_rotation_store },
+} };
+
+void
+controller_admin_rotation(Load& l, ControllerDraft& ctl, const YamlNode& v, const KeyPath& p)
+{
+  ctl.rotation_node = v;
+  auto a = default_admin_token_rotation();
+  a.mark = l.r.mark(v);
+  a.schedule_mark = a.mark;
+  a.timezone_mark = a.mark;
+  a.lifetime_mark = a.mark;
+  AdminRotationDraft d{ ctl, a };
+  if (l.r.section(v, p, std::span(k_admin_rotation_keys), l, d)) {
+    ctl.rotation = std::move(a);
+  }
+}
+
+// store: file rewrites admin_token_file in place (a new file renamed over it): the daemon
+// must be able to write the file and its directory, and the file must be the daemon's
+// own 0600 secret, or the switch would fail after the mint (or widen who can read it).
+std::optional<std::string>
+file_store_problem(const std::string& file)
+{
+  struct stat st
+  {};
+  if (::stat(file.c_str(), &st) != 0) {
+    return fmt::format("{}: {}", file, std::strerror(errno));
+  }
+  if ((st.st_mode & 07777) != 0600) {
+    return fmt::format("expected admin_token_file {} to be mode 0600 (store: file keeps the "
+                       "mode), found {:04o}",
+                       file, st.st_mode & 07777);
+  }
+  if (st.st_uid != ::geteuid()) {
+    return fmt::format("expected admin_token_file {} to be owned by the daemon's user (uid {}) "
+                       "so it can be replaced, found uid {}",
+                       file, ::geteuid(), st.st_uid);
+  }
+  if (::access(file.c_str(), W_OK) != 0) {
+    return fmt::format("expected admin_token_file {} writable by the daemon, found it is not "
+                       "({})",
+                       file, std::strerror(errno));
+  }
+  const auto dir = std::filesystem::path(file).parent_path().string();
+  if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0) {
+    return fmt::format("expected the directory {} of admin_token_file writable by the daemon "
+                       "(the new token is renamed into place), found it is not ({})",
+                       dir, std::strerror(errno));
+  }
+  return std::nullopt;
+}
+
+void
+check_admin_rotation(Load& l, ControllerDraft& ctl, const YamlNode& item, const KeyPath& base)
+{
+  if (!ctl.rotation) {
+    return;
+  }
+  const KeyPath p = base.child("admin_token_rotation");
+  if (ctl.auth == Auth::self) {
+    l.r.error(ctl.rotation_node, p,
+              "expected no admin_token_rotation with auth: self (it holds no admin token), "
+              "found one");
+    return;
+  }
+  if (ctl.rotation->store == AdminTokenStore::file && item["admin_token_file"] &&
+      !ctl.admin_token_file.empty()) {
+    if (auto problem = file_store_problem(ctl.admin_token_file)) {
+      l.r.error(ctl.rotation_store_node, p.child("store"), "store: file: " + *problem);
+      return;
+    }
+  }
+  ctl.admin_token_rotation = std::make_shared<const AdminTokenRotation>(std::move(*ctl.rotation));
+}
 
 // ---- sinks ------------------------------------------------------------------------
 

@@ -119,6 +119,42 @@ check_schedules(Config& config, Diagnostics& diagnostics)
                              util::format_duration(p.lifetime)));
     }
   }
+  // admin_token_rotation: the same rules, named by the controller's key path.
+  for (std::size_t i = 0; i < config.controllers.size(); ++i) {
+    auto& ctl = config.controllers[i];
+    if (!ctl.admin_token_rotation) {
+      continue;
+    }
+    auto a = *ctl.admin_token_rotation;
+    const auto path = [i](const char* key) {
+      return fmt::format("controllers[{}].admin_token_rotation.{}", i, key);
+    };
+    const auto s = parse_schedule(a.policy.schedule);
+    const auto z = locate_zone(a.policy.timezone);
+    if (!s->second) {
+      errors.add(a.schedule_mark, path("schedule"), s->second.error().message);
+    }
+    if (!z->second) {
+      errors.add(a.timezone_mark, path("timezone"), z->second.error().message);
+    }
+    if (!s->second || !z->second) {
+      continue;
+    }
+    a.policy.parsed_schedule = *s->second;
+    a.policy.zone = *z->second;
+    const auto gap = schedule::longest_gap(**s->second, *z->second, now);
+    const auto needed = gap + a.policy.grace + a.policy.failure_budget;
+    if (a.policy.lifetime < needed) {
+      errors.add(a.lifetime_mark, path("lifetime"),
+                 fmt::format("expected at least {} (longest gap {} + grace {} + failure_budget "
+                             "{}), found {}",
+                             util::format_duration(needed), util::format_duration(gap),
+                             util::format_duration(a.policy.grace),
+                             util::format_duration(a.policy.failure_budget),
+                             util::format_duration(a.policy.lifetime)));
+    }
+    ctl.admin_token_rotation = std::make_shared<const AdminTokenRotation>(std::move(a));
+  }
   // The defaults are checked where users inherit them; unused, they are only kept.
   if (const auto s = parse_schedule(config.defaults.schedule); s->second) {
     config.defaults.parsed_schedule = *s->second;

@@ -39,6 +39,24 @@ Api::rest_revoke_all_except(std::string, const crypto::SecretBytes&, std::string
   co_return no_rest();
 }
 
+boost::asio::awaitable<net::Result<ProbeResult>>
+Api::probe_as(std::string, const crypto::SecretBytes&)
+{
+  co_return no_rest();
+}
+
+boost::asio::awaitable<net::Result<std::vector<TokenMatch>>>
+Api::find_token(std::string, TokenHash)
+{
+  co_return no_rest();
+}
+
+util::Result<void>
+Api::set_admin_token(const crypto::SecretBytes&)
+{
+  return util::make_error("auth", "this Jenkins API cannot switch its admin token");
+}
+
 namespace {
 
 class HttpApi : public Api
@@ -102,6 +120,27 @@ public:
                                                                    std::string keep_uuid) override
   {
     co_return co_await jenkins::rest_revoke_all_except(*m_client, user, as, keep_uuid);
+  }
+
+  boost::asio::awaitable<net::Result<ProbeResult>> probe_as(
+    std::string admin_user, const crypto::SecretBytes& token) override
+  {
+    auto header = net::basic_authorization(admin_user, token);
+    if (!header) {
+      co_return net::Failure{ net::FailureKind::bad_output, 0, header.error().message };
+    }
+    co_return co_await jenkins::probe(*m_client, std::move(*header));
+  }
+
+  boost::asio::awaitable<net::Result<std::vector<TokenMatch>>> find_token(std::string user,
+                                                                          TokenHash hash) override
+  {
+    co_return co_await jenkins::find_token(*m_client, std::move(user), std::move(hash));
+  }
+
+  util::Result<void> set_admin_token(const crypto::SecretBytes& token) override
+  {
+    return m_client->set_admin_token(token);
   }
 
 private:

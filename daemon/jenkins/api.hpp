@@ -1,6 +1,7 @@
 #pragma once
 
 #include "crypto/secret_bytes.hpp"
+#include "jenkins/admin_token.hpp"
 #include "jenkins/probe.hpp"
 #include "jenkins/rest.hpp"
 #include "jenkins/tokens.hpp"
@@ -47,6 +48,17 @@ public:
                                                                 std::string uuid);
   virtual boost::asio::awaitable<net::Result<void>> rest_revoke_all_except(
     std::string user, const crypto::SecretBytes& as, std::string keep_uuid);
+
+  // admin_token_rotation (docs/admin-token-rotation.md). The defaults refuse (bad_output).
+  // The probe script as admin_user with `token` instead of the current admin token: proves
+  // the new token holds Administer before the daemon switches to it.
+  virtual boost::asio::awaitable<net::Result<ProbeResult>> probe_as(
+    std::string admin_user, const crypto::SecretBytes& token);
+  // Which tokens of `user` have the stored hash `hash` (find_token.groovy, as admin).
+  virtual boost::asio::awaitable<net::Result<std::vector<TokenMatch>>> find_token(std::string user,
+                                                                                  TokenHash hash);
+  // Every later request authenticates as admin_user with `token`.
+  virtual util::Result<void> set_admin_token(const crypto::SecretBytes& token);
 };
 
 // The real controller behind `options`: one net::Client (errors: a bad URL, a CA file that

@@ -77,7 +77,7 @@ parse_probe(const nlohmann::json& a, const std::string& nonce, const std::string
 }
 
 boost::asio::awaitable<net::Result<ProbeResult>>
-probe(net::Client& client)
+probe(net::Client& client, std::optional<net::WipedString> authorization)
 {
   const auto nonce = make_nonce();
   // Built outside the co_await: g++ 12 cannot put an initializer_list temporary into a
@@ -86,7 +86,8 @@ probe(net::Client& client)
   input["nonce"] = nonce;
   const auto start = std::chrono::steady_clock::now();
   const auto wall_start = wall_millis();
-  auto answer = co_await post_script(client, "probe", input, true, k_probe_body_limit);
+  auto answer = co_await post_script(client, "probe", input, true, k_probe_body_limit,
+                                     std::move(authorization));
   const auto latency =
     std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
   const auto wall_end = wall_millis();

@@ -30,7 +30,10 @@ struct ProbeResult
 
 // Runs the probe script (idempotent, retried per the client's policy). Errors: every
 // net failure, script_error, bad_output; forbidden when the caller lacks Administer.
-boost::asio::awaitable<net::Result<ProbeResult>> probe(net::Client& client);
+// `authorization` (a Basic header of another admin token) replaces the client's own: the
+// check that a new admin token holds Administer before the daemon switches to it.
+boost::asio::awaitable<net::Result<ProbeResult>> probe(
+  net::Client& client, std::optional<net::WipedString> authorization = std::nullopt);
 
 // Checks and reads the probe script's answer; `nonce` must come back unchanged.
 net::Result<ProbeResult> parse_probe(const nlohmann::json& answer, const std::string& nonce,

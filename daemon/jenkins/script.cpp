@@ -124,7 +124,7 @@ script_form(std::string_view script)
 
 boost::asio::awaitable<net::Result<net::Response>>
 post_script(net::Client& client, std::string_view name, const nlohmann::json& input,
-            bool idempotent, std::size_t body_limit)
+            bool idempotent, std::size_t body_limit, std::optional<net::WipedString> authorization)
 {
   auto script = render_script(name, input);
   if (!script) {
@@ -133,6 +133,7 @@ post_script(net::Client& client, std::string_view name, const nlohmann::json& in
   }
   auto request = net::Request::post_form("scriptText", script_form(*script), idempotent);
   request.body_limit = body_limit;
+  request.authorization = std::move(authorization);
   co_return co_await client.request(std::move(request));
 }
 

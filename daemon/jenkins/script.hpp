@@ -7,6 +7,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <nlohmann/json.hpp>
 
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,11 +31,9 @@ std::string script_form(std::string_view script);
 // Posts the embedded script `name` with `input` to /scriptText and returns the raw
 // answer, whose body may carry secrets (decode it in place). `idempotent` picks the
 // retry class (DESIGN §2.2). Errors: every net failure.
-boost::asio::awaitable<net::Result<net::Response>> post_script(net::Client& client,
-                                                               std::string_view name,
-                                                               const nlohmann::json& input,
-                                                               bool idempotent,
-                                                               std::size_t body_limit);
+boost::asio::awaitable<net::Result<net::Response>> post_script(
+  net::Client& client, std::string_view name, const nlohmann::json& input, bool idempotent,
+  std::size_t body_limit, std::optional<net::WipedString> authorization = std::nullopt);
 
 // Decodes a script console answer: the JSON of its one JTR-RESULT line; other output and
 // `Result:` lines are ignored. No marker and a stack trace: script_error with the trace's

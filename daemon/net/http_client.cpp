@@ -844,31 +844,54 @@ Client::create(asio::any_io_executor executor, ClientOptions options)
   if (o.admin_user.empty()) {
     return std::unique_ptr<Client>(new Client(std::move(impl)));
   }
+  if (auto header = basic_authorization(o.admin_user, token); !header) {
+    return fail(
+      FailureKind::unreachable,
+      fmt::format("{}: cannot build the Authorization header: {}", o.name, header.error().message));
+  } else {
+    impl->authorization = std::move(*header);
+  }
+  return std::unique_ptr<Client>(new Client(std::move(impl)));
+}
+
+util::Result<void>
+Client::set_admin_token(const crypto::SecretBytes& token)
+{
+  if (m_impl->options.admin_user.empty()) {
+    return util::make_error(
+      "auth", fmt::format("{}: no admin_user to authenticate as", m_impl->options.name));
+  }
+  auto header = basic_authorization(m_impl->options.admin_user, token);
+  if (!header) {
+    return header.error();
+  }
+  m_impl->authorization = std::move(*header);
+  return {};
+}
+
+util::Result<WipedString>
+basic_authorization(const std::string& user, const crypto::SecretBytes& token)
+{
   // Preemptive Basic auth: Jenkins answers anonymous requests with 403, never with a
   // challenge (reference §1.5). The plain pair and its base64 live in locked memory; the
   // header value in a wiped buffer, copied into wiped request fields.
-  auto pair = crypto::SecretBytes::allocate(o.admin_user.size() + 1 + token.size());
+  auto pair = crypto::SecretBytes::allocate(user.size() + 1 + token.size());
   if (!pair) {
-    return fail(
-      FailureKind::unreachable,
-      fmt::format("{}: cannot build the Authorization header: {}", o.name, pair.error().message));
+    return pair.error();
   }
-  std::memcpy(pair->data(), o.admin_user.data(), o.admin_user.size());
-  pair->data()[o.admin_user.size()] = ':';
+  std::memcpy(pair->data(), user.data(), user.size());
+  pair->data()[user.size()] = ':';
   if (!token.empty()) {
-    std::memcpy(pair->data() + o.admin_user.size() + 1, token.data(), token.size());
+    std::memcpy(pair->data() + user.size() + 1, token.data(), token.size());
   }
   auto encoded = crypto::to_base64_secret(pair->view());
   if (!encoded) {
-    return fail(FailureKind::unreachable,
-                fmt::format("{}: cannot build the Authorization header: {}", o.name,
-                            encoded.error().message));
+    return encoded.error();
   }
-  impl->authorization.reserve(6 + encoded->size());
-  impl->authorization.append("Basic ").append(reinterpret_cast<const char*>(encoded->data()),
-                                              encoded->size());
-
-  return std::unique_ptr<Client>(new Client(std::move(impl)));
+  WipedString header;
+  header.reserve(6 + encoded->size());
+  header.append("Basic ").append(reinterpret_cast<const char*>(encoded->data()), encoded->size());
+  return header;
 }
 
 asio::awaitable<Result<Response>>

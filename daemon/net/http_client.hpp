@@ -128,6 +128,11 @@ struct Response
 // characters. The value stays in locked memory and is never logged; errors name the file.
 util::Result<crypto::SecretBytes> read_token_file(const std::string& path);
 
+// "Basic base64(user:token)" in a wiped buffer, built in locked memory. Errors: out of
+// locked memory.
+util::Result<WipedString> basic_authorization(const std::string& user,
+                                              const crypto::SecretBytes& token);
+
 // True for the headers that frame a message or its connection (Host, Content-Length,
 // Transfer-Encoding, Connection, Keep-Alive, TE, Trailer, Upgrade), any case: the client
 // sets them itself, so a caller's are skipped and a config should refuse them.
@@ -153,6 +158,10 @@ public:
   boost::asio::awaitable<Result<Response>> request(Request request);
 
   [[nodiscard]] const std::string& name() const;
+
+  // Authenticates every later request as admin_user with `token` (a rotated admin token).
+  // Requests already sent keep the header they had. Errors: no admin_user, out of memory.
+  util::Result<void> set_admin_token(const crypto::SecretBytes& token);
 
   struct Impl;
 

@@ -1,6 +1,7 @@
 #include "rotation/engine.hpp"
 
 #include "crypto/public_key.hpp"
+#include "rotation/admin_token.hpp"
 #include "rotation/api_factory.hpp"
 #include "rotation/core.hpp"
 #include "rotation/pass_impl.hpp"
@@ -32,11 +33,20 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
     }
     core->signing_key.emplace(std::move(*key));
   }
+  // auth: self (per controller or per user) and admin_token_rotation keep tokens sealed to
+  // the state key (and a rotated admin token stays in use after admin_token_rotation left
+  // the config).
   const bool any_self =
     std::any_of(config->users.begin(), config->users.end(),
                 [](const config::User& u) { return u.auth == config::Auth::self; }) ||
     std::any_of(config->controllers.begin(), config->controllers.end(),
-                [](const config::Controller& c) { return c.auth == config::Auth::self; });
+                [&](const config::Controller& c) {
+                  if (c.auth == config::Auth::self || c.admin_token_rotation != nullptr) {
+                    return true;
+                  }
+                  auto current = store.admin_current(c.name);
+                  return current && *current && (*current)->sealed.has_value();
+                });
   if (any_self) {
     // Made on first use in state_dir unless configured or given as a systemd credential.
     auto key = crypto::StateKey::load(crypto::state_key_path(config->state_key, config->state_dir));
@@ -63,6 +73,12 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
                                           ? e.message
                                           : fmt::format("controller {}: {}", c.name, e.message));
     }
+    // The newest committed admin token from the state wins over admin_token_file.
+    if (auto r =
+          load_admin_credential(c, store, core->state_key ? &*core->state_key : nullptr, **made);
+        !r) {
+      return r.error();
+    }
     detail::Controller entry;
     entry.config = &c;
     entry.api = std::move(*made);
@@ -78,6 +94,7 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
       own->auth = config::Auth::self;
       own->admin_user.clear();
       own->admin_token_file.clear();
+      own->admin_token_rotation.reset(); // the admin lane rotates the admin token
       auto self_api = api->make(executor, *config, *own);
       if (!self_api) {
         return util::make_error("config",

@@ -120,6 +120,20 @@ PassResult::ok() const
          });
 }
 
+std::string_view
+to_string(AdminTokenResult result)
+{
+  switch (result) {
+    case AdminTokenResult::rotated:
+      return "rotated";
+    case AdminTokenResult::failed:
+      return "failed";
+    case AdminTokenResult::lost:
+      return "lost";
+  }
+  return "failed";
+}
+
 namespace detail {
 
 namespace asio = boost::asio;
@@ -238,6 +252,10 @@ Pass::run()
 asio::awaitable<void>
 Pass::run_lane(Lane& lane)
 {
+  // The admin token first: a settled or rotated token serves the rest of the pass.
+  if (!m_dry_run && !stopping()) {
+    co_await admin_token(lane);
+  }
   if (lane.controller->slots.empty()) {
     co_return;
   }

@@ -123,7 +123,16 @@ enum class RequestOp
   verify
 };
 
+// What one pass did to a controller's own admin token (admin_token_rotation).
+enum class AdminTokenResult
+{
+  rotated, // the new token is current; the old one retires after grace
+  failed,  // minted but not usable as admin (revoked), or the mint or switch failed
+  lost     // the mint answer was lost: looked up by name and revoked
+};
+
 std::string_view to_string(RevokeReason reason);
+std::string_view to_string(AdminTokenResult result);
 std::string_view to_string(RequestOp op);
 
 // What a controller's probe told a pass.
@@ -161,6 +170,10 @@ public:
   // Once per controller and pass, after its probe.
   virtual void on_probe(const std::string& /*controller*/, const ControllerFacts& /*facts*/) {}
   virtual void on_pass(const PassRequest& /*request*/, const PassResult& /*result*/) {}
+  // admin_token_rotation: an attempt's outcome, and (each pass of the lane) when the current
+  // admin token became current.
+  virtual void on_admin_token(const std::string& /*controller*/, AdminTokenResult /*result*/) {}
+  virtual void on_admin_token_age(const std::string& /*controller*/, Time /*since*/) {}
 };
 
 } // namespace rotation

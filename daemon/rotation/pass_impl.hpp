@@ -218,6 +218,22 @@ private:
   // revokeAllExcept(current) for the slots marked to sweep, once nothing else must live.
   boost::asio::awaitable<void> sweep_self(Lane& lane);
 
+  // admin_token.cpp: admin_token_rotation, first step of each lane's pass.
+  boost::asio::awaitable<void> admin_token(Lane& lane);
+  bool admin_token_due(const Lane& lane);
+  boost::asio::awaitable<void> admin_identify_bootstrap(Lane& lane);
+  boost::asio::awaitable<void> admin_rotate(Lane& lane);
+  boost::asio::awaitable<void> admin_finish(Lane& lane, const state::AdminToken& row,
+                                            const crypto::SecretBytes& token);
+  boost::asio::awaitable<void> admin_settle_lost(Lane& lane, const state::AdminToken& row);
+  boost::asio::awaitable<bool> admin_revoke_row(Lane& lane, const std::string& user,
+                                                const std::string& uuid, RevokeReason reason);
+  boost::asio::awaitable<void> admin_retire(Lane& lane);
+  boost::asio::awaitable<void> report_admin_age(Lane& lane);
+  std::optional<state::AdminToken> admin_row(Lane& lane, state::Seq seq);
+  void admin_error(Lane& lane, const std::string& message);
+  void admin_result(Lane& lane, AdminTokenResult result);
+
   // prune.cpp
   boost::asio::awaitable<void> prune(Lane& lane);
   // Whether `slot`'s tokens are this lane's to prune: an admin controller's self part

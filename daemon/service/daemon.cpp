@@ -1,6 +1,7 @@
 #include "service/daemon.hpp"
 
 #include "config/loader.hpp"
+#include "rotation/admin_token.hpp"
 #include "service/observer_tee.hpp"
 #include "service/systemd.hpp"
 #include "util/duration.hpp"
@@ -968,9 +969,41 @@ Daemon::status_json()
       slots.push_back(std::move(j));
     }
   }
+  // admin_token_rotation: each controller's own admin token (never its value).
+  json admin_tokens = json::array();
+  for (const auto& c : m_config->controllers) {
+    if (!c.admin_token_rotation) {
+      continue;
+    }
+    json j = { { "controller", c.name },
+               { "store", config::to_string(c.admin_token_rotation->store) },
+               { "schedule", c.admin_token_rotation->policy.schedule },
+               { "token", nullptr },
+               { "since", nullptr },
+               { "age_s", nullptr },
+               { "next_rotation", nullptr },
+               { "previous_retires", nullptr } };
+    if (auto admin_rows = m_store.admin_open(c.name)) {
+      for (const auto& t : *admin_rows) {
+        if (t.state == state::AdminTokenState::current) {
+          const auto since = t.switched.value_or(t.created);
+          j["token"] = t.name;
+          j["since"] = rfc3339(since);
+          j["age_s"] = (now - since).count();
+        } else if (t.state == state::AdminTokenState::previous && t.retire_at) {
+          j["previous_retires"] = rfc3339(*t.retire_at);
+        }
+      }
+    }
+    if (const auto n = next_runs.find(rotation::admin_token_slot(c.name)); n != next_runs.end()) {
+      j["next_rotation"] = rfc3339(n->second);
+    }
+    admin_tokens.push_back(std::move(j));
+  }
   return { { "daemon", std::move(daemon) },
            { "controllers", std::move(controllers) },
-           { "slots", std::move(slots) } };
+           { "slots", std::move(slots) },
+           { "admin_tokens", std::move(admin_tokens) } };
 }
 
 asio::awaitable<control::Answer>

@@ -59,6 +59,8 @@ enum FamilyId : std::size_t
   f_reload_ok,
   f_reload_time,
   f_lock_failures,
+  f_admin_token_age,
+  f_admin_token_rotations,
   f_count
 };
 
@@ -99,6 +101,10 @@ constexpr std::array<FamilyInfo, f_count> k_families{ {
     "When the config was last loaded or a reload was attempted." },
   { "jtr_secret_memory_lock_failures_total", Type::counter,
     "Secret buffers that could not be locked in memory (they may reach swap)." },
+  { "jtr_admin_token_age_seconds", Type::gauge,
+    "Seconds since the controller's current admin token became current (admin_token_rotation)." },
+  { "jtr_admin_token_rotations_total", Type::counter,
+    "Rotations of the controller's own admin token by result (rotated, failed, lost)." },
 } };
 
 constexpr std::array<std::string_view, Metrics::k_results> k_result_words{
@@ -473,6 +479,14 @@ Metrics::refresh()
       due.emplace(std::move(slot), at);
     }
   }
+  for (const auto& c : m_config->controllers) {
+    if (!c.admin_token_rotation) {
+      continue;
+    }
+    if (auto admin = m_options.store->admin_current(c.name); admin && *admin) {
+      controller(c.name).admin_since = (*admin)->switched.value_or((*admin)->created);
+    }
+  }
   for (const auto& u : m_config->users) {
     auto index = m_slot_index.find(slot_key(u.controller, u.user));
     if (index == m_slot_index.end()) {
@@ -549,6 +563,21 @@ Metrics::on_revoke(const std::string& controller_name, const std::string& /*user
   if (r < k_reasons) {
     controller(controller_name).revoked[r][ok ? 1 : 0] += 1;
   }
+}
+
+void
+Metrics::on_admin_token(const std::string& controller_name, rotation::AdminTokenResult result)
+{
+  auto r = static_cast<std::size_t>(result);
+  if (r < k_admin_results) {
+    controller(controller_name).admin_rotations[r] += 1;
+  }
+}
+
+void
+Metrics::on_admin_token_age(const std::string& controller_name, Time since)
+{
+  controller(controller_name).admin_since = since;
 }
 
 void
@@ -664,6 +693,30 @@ Metrics::render_family(std::size_t family, std::size_t& item, const Scrape& scra
         for (std::size_t r = 0; r < k_results; ++r) {
           labels.assign(c.labels).append(",result=\"").append(k_result_words[r]).append("\"");
           append_sample(out, name, labels, static_cast<std::int64_t>(c.rotations[r]));
+        }
+      }
+      break;
+    case f_admin_token_age:
+      for (const auto& c : m_controllers) {
+        if (c.admin_since) {
+          append_sample(
+            out, name, c.labels,
+            std::max<std::int64_t>(0, seconds(m_options.clock->now()) - seconds(*c.admin_since)));
+        }
+      }
+      break;
+    case f_admin_token_rotations:
+      for (const auto& c : m_controllers) {
+        const auto* cc = m_config ? m_config->find_controller(c.name) : nullptr;
+        if (cc == nullptr || !cc->admin_token_rotation) {
+          continue;
+        }
+        for (std::size_t r = 0; r < k_admin_results; ++r) {
+          labels.assign(c.labels)
+            .append(",result=\"")
+            .append(rotation::to_string(static_cast<rotation::AdminTokenResult>(r)))
+            .append("\"");
+          append_sample(out, name, labels, static_cast<std::int64_t>(c.admin_rotations[r]));
         }
       }
       break;

@@ -110,6 +110,8 @@ public:
                   std::chrono::milliseconds took) override;
   void on_controller(const std::string& controller, bool reachable, bool stale_database) override;
   void on_pass(const rotation::PassRequest& request, const rotation::PassResult& result) override;
+  void on_admin_token(const std::string& controller, rotation::AdminTokenResult result) override;
+  void on_admin_token_age(const std::string& controller, Time since) override;
 
   // One scrape in progress, rendered piece by piece so a scrape of 10,000 slots never
   // holds the whole text (about 6 MB) at once. Slots removed by a reload during a scrape
@@ -156,13 +158,14 @@ public:
     std::uint64_t count = 0;
   };
 
-  static constexpr std::size_t k_results = 6;  // rotation::SlotResult
-  static constexpr std::size_t k_ops = 5;      // rotation::RequestOp
-  static constexpr std::size_t k_classes = 7;  // none, 1xx..5xx, other
-  static constexpr std::size_t k_reasons = 6;  // rotation::RevokeReason
-  static constexpr std::size_t k_kinds = 4;    // rotation::PassKind
-  static constexpr std::size_t k_types = 3;    // config::SinkType
-  static constexpr std::size_t k_outcomes = 3; // state::SinkOutcome
+  static constexpr std::size_t k_results = 6;       // rotation::SlotResult
+  static constexpr std::size_t k_ops = 5;           // rotation::RequestOp
+  static constexpr std::size_t k_classes = 7;       // none, 1xx..5xx, other
+  static constexpr std::size_t k_reasons = 6;       // rotation::RevokeReason
+  static constexpr std::size_t k_kinds = 4;         // rotation::PassKind
+  static constexpr std::size_t k_types = 3;         // config::SinkType
+  static constexpr std::size_t k_outcomes = 3;      // state::SinkOutcome
+  static constexpr std::size_t k_admin_results = 3; // rotation::AdminTokenResult
 
 private:
   friend class Scrape;
@@ -186,6 +189,8 @@ private:
     std::array<std::array<std::uint64_t, k_classes>, k_ops> requests{};
     std::array<std::optional<Histogram>, k_ops> durations;
     std::array<std::array<std::uint64_t, 2>, k_reasons> revoked{}; // [reason][ok]
+    std::optional<Time> admin_since; // when its admin token became current (rotated ones)
+    std::array<std::uint64_t, k_admin_results> admin_rotations{};
     bool configured = true;
   };
 

@@ -62,6 +62,18 @@ public:
       o->on_pass(request, result);
     }
   }
+  void on_admin_token(const std::string& controller, rotation::AdminTokenResult result) override
+  {
+    for (auto* o : m_observers) {
+      o->on_admin_token(controller, result);
+    }
+  }
+  void on_admin_token_age(const std::string& controller, rotation::Time since) override
+  {
+    for (auto* o : m_observers) {
+      o->on_admin_token_age(controller, since);
+    }
+  }
 
 private:
   std::vector<rotation::PassObserver*> m_observers;

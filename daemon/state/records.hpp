@@ -172,4 +172,33 @@ struct SelfSweep
   std::string reason;
 };
 
+// An admin token of ours (admin_token_rotation, docs/admin-token-rotation.md).
+enum class AdminTokenState
+{
+  planned,   // intent committed; the mint may or may not have happened
+  minted,    // uuid known, value sealed to the state key; not used yet
+  current,   // what the daemon authenticates with
+  previous,  // replaced; revoked at retire_at
+  bootstrap, // the admin_token_file's token, identified by its hash; previous at the first switch
+  revoked,   // gone from Jenkins
+  abandoned, // a lost mint, found by name and revoked, or never made
+  failed     // minted but refused as admin: revoked by uuid
+};
+
+std::string_view to_string(AdminTokenState state);
+
+struct AdminToken
+{
+  std::int64_t id = 0;
+  std::string controller;
+  std::optional<Seq> seq; // nullopt: the bootstrap token from admin_token_file
+  std::string name;
+  std::optional<std::string> uuid;
+  std::optional<std::string> sealed; // sealed to the state key, never plain
+  AdminTokenState state = AdminTokenState::planned;
+  Time created;
+  std::optional<Time> switched;
+  std::optional<Time> retire_at;
+};
+
 } // namespace state

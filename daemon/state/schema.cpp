@@ -147,8 +147,35 @@ CREATE TABLE self_sweeps (
 );
 )sql";
 
+// Version 5: `admin_token_rotation` (docs/admin-token-rotation.md). One row per admin token
+// of ours on a controller, and one for the bootstrap token from admin_token_file once its
+// uuid was proven by its hash (seq NULL, state `bootstrap` until the first switch). `planned` is
+// the intent committed before the mint (a lost answer is found by name); `minted` holds the uuid
+// and the value sealed to the state key, before it is used; `current` is what the daemon
+// authenticates with (sealed kept only with store: state); `previous` waits for retire_at; then
+// `revoked`. `abandoned`/`failed` close an attempt whose token is gone or was never made.
+constexpr const char* k_v5 = R"sql(
+CREATE TABLE admin_tokens (
+  id         INTEGER PRIMARY KEY,
+  controller TEXT    NOT NULL,
+  seq        INTEGER UNIQUE,
+  name       TEXT    NOT NULL,
+  uuid       TEXT,
+  sealed     TEXT,
+  state      TEXT    NOT NULL CHECK (state IN ('planned', 'minted', 'current', 'previous',
+                                               'bootstrap', 'revoked', 'abandoned', 'failed')),
+  created    INTEGER NOT NULL,
+  switched   INTEGER,
+  retire_at  INTEGER,
+  closed_at  INTEGER,
+  CHECK (state NOT IN ('minted', 'current') OR uuid IS NOT NULL),
+  CHECK (state NOT IN ('revoked', 'abandoned', 'failed') OR sealed IS NULL)
+);
+CREATE UNIQUE INDEX admin_tokens_one_current ON admin_tokens (controller) WHERE state = 'current';
+)sql";
+
 // k_steps[i] takes the schema from version i to i + 1.
-constexpr std::array<const char*, k_version> k_steps{ k_v1, k_v2, k_v3, k_v4 };
+constexpr std::array<const char*, k_version> k_steps{ k_v1, k_v2, k_v3, k_v4, k_v5 };
 
 } // namespace
 

@@ -13,7 +13,7 @@ class Database;
 namespace state::schema {
 
 // The version this binary writes. A database with a higher one is refused.
-constexpr int k_version = 4;
+constexpr int k_version = 5;
 
 // "JTR1": tells our database apart from any other SQLite file.
 constexpr std::int32_t k_application_id = 0x4a545231;

@@ -160,6 +160,27 @@ public:
   util::Result<std::vector<SelfSweep>> self_sweeps();
   util::Result<void> clear_self_sweep(SlotId slot);
 
+  // --- admin_token_rotation (docs/admin-token-rotation.md) ------------------------------
+  // The intent of an admin token mint under `seq` (from next_seq), committed before it.
+  util::Result<void> admin_planned(std::string_view controller, Seq seq, std::string_view name,
+                                   Time now);
+  // planned -> minted: its uuid and its value sealed to the state key.
+  util::Result<void> admin_minted(Seq seq, std::string_view uuid, std::string_view sealed);
+  // minted -> current, in one step: the controller's current or bootstrap token (if any)
+  // becomes previous (retire_at = now + grace, its sealed value dropped); `keep_sealed` false drops
+  // the new one's sealed value too (store: file: the file is its one home).
+  util::Result<void> admin_switch(Seq seq, Time now, std::chrono::seconds grace, bool keep_sealed);
+  // The bootstrap token (admin_token_file), proven by its hash to be `uuid`: kept as
+  // `bootstrap` until the first switch makes it previous. Nothing when the uuid is known.
+  util::Result<void> admin_bootstrap(std::string_view controller, std::string_view uuid,
+                                     std::string_view name, Time now);
+  // Closes a row: revoked, abandoned or failed (its sealed value dropped).
+  util::Result<void> admin_close(std::int64_t id, AdminTokenState state, Time now);
+  // The controller's rows that are not closed (planned, minted, current, previous,
+  // bootstrap), oldest first.
+  util::Result<std::vector<AdminToken>> admin_open(std::string_view controller);
+  // The controller's current admin token, if any.
+  util::Result<std::optional<AdminToken>> admin_current(std::string_view controller);
   // --- Audit ---------------------------------------------------------------------------
 
   // Appends one entry; detail must never hold a secret.

@@ -50,7 +50,7 @@ class CheckConfigTest(unittest.TestCase):
         r = run("check-config", "-c", path, env=self.env)
         self.assertEqual(r.returncode, 78)
         self.assertEqual(r.stdout, "")
-        self.assertIn(f"{path}:76:26: users[0].sinks[2].headers.Authorization: "
+        self.assertIn(f"{path}:77:26: users[0].sinks[2].headers.Authorization: "
                       f"${{file:{self.creds}/http-token}}: expected a file not readable by group or "
                       "others (chmod 0600), found mode 0644\n", r.stderr)
         self.assertNotIn("bearer-secret-xyz", r.stderr + r.stdout)

@@ -8,7 +8,7 @@ BIN = os.environ.get("JTR_BIN", "build/jenkins-token-rotator")
 SRC = os.environ.get("JTR_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 CONFIG = os.path.join(SRC, "conf", "full.yaml")
 # conf/full.yaml: users[0].sinks[2] is the http sink; its Authorization value starts here.
-WHERE = f"{CONFIG}:76:26: users[0].sinks[2].headers.Authorization: "
+WHERE = f"{CONFIG}:77:26: users[0].sinks[2].headers.Authorization: "
 SECRET = "bearer-secret-4711"
 
 

@@ -232,7 +232,7 @@ class MetricsTest(RigTest):
         # The shipped rules load into the real server and nothing fires on a healthy daemon.
         status, _, body = http_get("http://127.0.0.1:%d/api/v1/rules" % prom_port)
         rules = [r for g in json.loads(body)["data"]["groups"] for r in g["rules"]]
-        self.assertEqual(len(rules), 7)
+        self.assertEqual(len(rules), 8)
         self.assertTrue(all(r["health"] == "ok" for r in rules), rules)
         # absent(up) holds until the first scrape lands, so JtrDaemonNotScraped may be
         # pending (for: 10m) from Prometheus's first evaluation; nothing may fire.

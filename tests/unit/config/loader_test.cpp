@@ -146,7 +146,7 @@ TEST_SUITE("config::load")
     CHECK(errors_of(f, replace(k_base, "    admin_user:", "    urll: x\n    admin_user:")) ==
           "c.yaml:5:5: controllers[0].urll: expected a known key (name, url, admin_user, "
           "admin_token_file, ca_file, timeout, max_concurrent, verify_concurrent, batch_size, "
-          "insecure_http, auth), found "
+          "insecure_http, auth, admin_token_rotation), found "
           "unknown key \"urll\"");
   }
 

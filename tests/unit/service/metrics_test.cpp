@@ -129,6 +129,37 @@ TEST_SUITE("service::Metrics")
     check_exposition(text);
   }
 
+  TEST_CASE("the admin token's age and rotations are per controller that rotates it")
+  {
+    util::ManualClock clock(at(10'000));
+    service::Metrics::Options options;
+    options.clock = &clock;
+    auto metrics = service::Metrics::create(options);
+    auto c = config_with({ { "ci", "svc-a" }, { "qa", "svc-a" } });
+    c->controllers[0].admin_token_rotation =
+      std::make_shared<const config::AdminTokenRotation>(config::default_admin_token_rotation());
+    REQUIRE(metrics->configure(c).has_value());
+    auto text = metrics->render();
+    // Before the first rotation: counters at 0, no age.
+    CHECK(
+      has_line(text, "jtr_admin_token_rotations_total{controller=\"ci\",result=\"rotated\"} 0"));
+    CHECK(samples_of(text, "jtr_admin_token_age_seconds").empty());
+    metrics->on_admin_token("ci", rotation::AdminTokenResult::lost);
+    metrics->on_admin_token("ci", rotation::AdminTokenResult::rotated);
+    metrics->on_admin_token_age("ci", at(9'000));
+    text = metrics->render();
+    check_exposition(text);
+    CHECK(
+      has_line(text, "jtr_admin_token_rotations_total{controller=\"ci\",result=\"rotated\"} 1"));
+    CHECK(has_line(text, "jtr_admin_token_rotations_total{controller=\"ci\",result=\"lost\"} 1"));
+    CHECK(has_line(text, "jtr_admin_token_rotations_total{controller=\"ci\",result=\"failed\"} 0"));
+    CHECK(has_line(text, "jtr_admin_token_age_seconds{controller=\"ci\"} 1000"));
+    // qa does not rotate its admin token: no series of it.
+    CHECK(samples_of(text, "jtr_admin_token_rotations_total").size() == 3);
+    clock.set(at(10'500));
+    CHECK(has_line(metrics->render(), "jtr_admin_token_age_seconds{controller=\"ci\"} 1500"));
+  }
+
   TEST_CASE("every family has one HELP and TYPE and its samples together, in base units")
   {
     service::Metrics::Options options;
