@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <utility>
@@ -139,6 +140,19 @@ connect_all(const config::Config& config)
         ok[i] = r.has_value();
         lines[i] = r ? describe(config.controllers[i], *r)
                      : describe(config.controllers[i], r.error().to_error());
+        if (r && !r->helpers) {
+          // Users saying auth: self on this admin controller mint over REST.
+          const auto& name = config.controllers[i].name;
+          const auto self = std::find_if(config.users.begin(), config.users.end(), [&](auto& u) {
+            return u.controller == name && u.auth == config::Auth::self;
+          });
+          if (self != config.users.end()) {
+            ok[i] = false;
+            lines[i] = fmt::format("{}: FAILED: auth: self (user {}) needs Jenkins 2.260 or "
+                                   "later (addFixedToken and revokeAllExcept); it runs {}",
+                                   name, self->user, r->version);
+          }
+        }
       },
       [&, i](std::exception_ptr e) {
         if (e) {

@@ -195,6 +195,9 @@ struct User
   // Read until the slot's first commit; afterwards the daemon keeps its own (sealed).
   std::string bootstrap_token_file;
   Mark bootstrap_mark;
+  // How this slot is rotated: the user's own `auth:` or else its controller's. A user of an
+  // admin controller may say `auth: self` (REST as itself); the reverse is refused at load.
+  Auth auth = Auth::admin;
 
   // "controller/user": the slot's name in output and on the control socket.
   [[nodiscard]] std::string slot() const { return controller + "/" + user; }

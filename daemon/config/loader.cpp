@@ -423,6 +423,7 @@ struct UserDraft : User
   YamlNode user_node;
   YamlNode controller_node;
   YamlNode bootstrap_node;
+  YamlNode auth_node; // the user's own auth: (else its controller's)
   bool sinks_seen = false;
 };
 
@@ -964,14 +965,61 @@ user_bootstrap_token_file(Load& l, UserDraft& u, const YamlNode& v, const KeyPat
   }
 }
 
+void
+user_auth(Load& l, UserDraft& u, const YamlNode& v, const KeyPath& p)
+{
+  u.auth_node = v;
+  if (auto s = l.r.choice(v, p, { "admin", "self" })) {
+    u.auth = *s == "self" ? Auth::self : Auth::admin;
+  }
+}
+
 constexpr auto k_user_keys =
-  concat(std::array<KeyOf<UserDraft>, 4>{ {
+  concat(std::array<KeyOf<UserDraft>, 5>{ {
+           { "auth", ValueType::choice, &user_auth },
            { "bootstrap_token_file", ValueType::path, &user_bootstrap_token_file },
            { "user", ValueType::string, &user_user },
            { "controller", ValueType::string, &user_controller },
            { "sinks", ValueType::list, &user_sinks },
          } },
          k_policy_keys<UserDraft>);
+
+// The effective auth of a user (its own, else its controller's) and the keys it asks for
+// (docs/self-rotation.md).
+void
+user_auth_rules(Load& l, UserDraft& u, const Controller& ctl, const YamlNode& item,
+                const KeyPath& base)
+{
+  if (!u.auth_node) {
+    u.auth = ctl.auth;
+  } else if (ctl.auth == Auth::self && u.auth == Auth::admin) {
+    l.r.error(u.auth_node, base.child("auth"),
+              fmt::format("expected auth: self (or none) for a user of controller \"{}\", found "
+                          "auth: admin: the controller has auth: self, so no admin credential "
+                          "is configured to run the script console with",
+                          ctl.name));
+    u.auth = Auth::self;
+  }
+  if (u.auth == Auth::self && u.policy.prune != PrunePolicy::all) {
+    // A lost REST mint may leave a token whose uuid we never learn (REST lists no
+    // tokens); only revokeAllExcept(current) can remove it, and that takes every other
+    // token of the user too: the user must be the rotator's alone.
+    l.r.error(item, base.child("prune"),
+              fmt::format("expected prune: all for a user {} (auth: self): Jenkins' REST API "
+                          "cannot list tokens, so a lost mint is removed with revokeAllExcept, "
+                          "which needs the user dedicated to the rotator; found prune: {}",
+                          u.auth_node ? std::string("with auth: self")
+                                      : fmt::format("of controller \"{}\"", ctl.name),
+                          to_string(u.policy.prune)));
+  }
+  if (u.auth != Auth::self && u.bootstrap_node) {
+    l.r.error(u.bootstrap_node, base.child("bootstrap_token_file"),
+              fmt::format("expected no bootstrap_token_file for a user of controller \"{}\" "
+                          "(auth: admin mints through the script console; a user rotates "
+                          "itself with auth: self), found one",
+                          ctl.name));
+  }
+}
 
 void
 users(Load& l, const YamlNode& node)
@@ -1014,22 +1062,8 @@ users(Load& l, const YamlNode& node)
                               describe(u.controller_node)));
       }
     }
-    if (ctl != nullptr && ctl->auth == Auth::self && u.policy.prune != PrunePolicy::all) {
-      // A lost REST mint may leave a token whose uuid we never learn (REST lists no
-      // tokens); only revokeAllExcept(current) can remove it, and that takes every other
-      // token of the user too: the user must be the rotator's alone.
-      l.r.error(item, base.child("prune"),
-                fmt::format("expected prune: all for a user of controller \"{}\" (auth: self): "
-                            "Jenkins' REST API cannot list tokens, so a lost mint is removed "
-                            "with revokeAllExcept, which needs the user dedicated to the "
-                            "rotator; found prune: {}",
-                            ctl->name, to_string(u.policy.prune)));
-    }
-    if (ctl != nullptr && ctl->auth != Auth::self && u.bootstrap_node) {
-      l.r.error(u.bootstrap_node, base.child("bootstrap_token_file"),
-                fmt::format("expected no bootstrap_token_file for a user of controller \"{}\" "
-                            "(auth: admin mints through the script console), found one",
-                            ctl->name));
+    if (ctl != nullptr) {
+      user_auth_rules(l, u, *ctl, item, base);
     }
     if (ctl != nullptr && !u.user.empty()) {
       if (ctl->auth == Auth::admin && fold_user_id(u.user) == fold_user_id(ctl->admin_user)) {

@@ -48,7 +48,22 @@ struct Controller
   const config::Controller* config = nullptr;
   std::unique_ptr<jenkins::Api> api;
   std::vector<SlotEntry*> slots; // in config order
+  // The users with `auth: self` of an admin controller run in a lane of their own (the
+  // "self part", keyed self_part_key(name)): `config` is then a copy of the controller
+  // with auth: self and no admin keys, so every step takes the REST path for them and
+  // their client carries no admin credential. On the admin part: its self part, if any.
+  std::unique_ptr<const config::Controller> own_config;
+  const Controller* self_part = nullptr;
+  [[nodiscard]] bool is_self_part() const { return own_config != nullptr; }
 };
+
+// The key of an admin controller's self part in Core::controllers (a space is not valid
+// in a controller name, so it meets no other controller's key).
+inline std::string
+self_part_key(const std::string& controller)
+{
+  return controller + " (self)";
+}
 
 struct Core
 {

@@ -94,6 +94,9 @@ failure_kind(const jenkins::ItemError& e)
   if (e.kind == "missing") {
     return FailureKind::bad_output;
   }
+  if (e.kind == "auth") {
+    return FailureKind::auth; // auth: self: the user's own token is refused
+  }
   return FailureKind::other;
 }
 

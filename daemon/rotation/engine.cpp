@@ -33,16 +33,20 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
     }
     core->signing_key.emplace(std::move(*key));
   }
-  // auth: self and admin_token_rotation keep tokens sealed to the state key (and a rotated
-  // admin token stays in use after admin_token_rotation left the config).
-  const bool any_self = std::any_of(
-    config->controllers.begin(), config->controllers.end(), [&](const config::Controller& c) {
-      if (c.auth == config::Auth::self || c.admin_token_rotation != nullptr) {
-        return true;
-      }
-      auto current = store.admin_current(c.name);
-      return current && *current && (*current)->sealed.has_value();
-    });
+  // auth: self (per controller or per user) and admin_token_rotation keep tokens sealed to
+  // the state key (and a rotated admin token stays in use after admin_token_rotation left
+  // the config).
+  const bool any_self =
+    std::any_of(config->users.begin(), config->users.end(),
+                [](const config::User& u) { return u.auth == config::Auth::self; }) ||
+    std::any_of(config->controllers.begin(), config->controllers.end(),
+                [&](const config::Controller& c) {
+                  if (c.auth == config::Auth::self || c.admin_token_rotation != nullptr) {
+                    return true;
+                  }
+                  auto current = store.admin_current(c.name);
+                  return current && *current && (*current)->sealed.has_value();
+                });
   if (any_self) {
     // Made on first use in state_dir unless configured or given as a systemd credential.
     auto key = crypto::StateKey::load(crypto::state_key_path(config->state_key, config->state_dir));
@@ -79,6 +83,31 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
     entry.config = &c;
     entry.api = std::move(*made);
     core->controllers.emplace(c.name, std::move(entry));
+    const bool self_users =
+      c.auth == config::Auth::admin &&
+      std::any_of(config->users.begin(), config->users.end(), [&](const config::User& u) {
+        return u.controller == c.name && u.auth == config::Auth::self;
+      });
+    if (self_users) {
+      // auth: self per user: a lane of their own with a client that holds no admin token.
+      auto own = std::make_unique<config::Controller>(c);
+      own->auth = config::Auth::self;
+      own->admin_user.clear();
+      own->admin_token_file.clear();
+      own->admin_token_rotation.reset(); // the admin lane rotates the admin token
+      auto self_api = api->make(executor, *config, *own);
+      if (!self_api) {
+        return util::make_error("config",
+                                fmt::format("controller {}: {}", c.name, self_api.error().message));
+      }
+      detail::Controller part;
+      part.config = own.get();
+      part.own_config = std::move(own);
+      part.api = std::move(*self_api);
+      auto& placed =
+        core->controllers.emplace(detail::self_part_key(c.name), std::move(part)).first->second;
+      core->controllers.at(c.name).self_part = &placed;
+    }
   }
   // The slots' rows in one query (a reload of 10,000 users runs on the io thread). A row
   // whose display name differs is left without id: the first pass updates it.
@@ -131,7 +160,12 @@ Engine::create(asio::any_io_executor executor, std::shared_ptr<const config::Con
     core->slots.push_back(std::move(s));
   }
   for (auto& s : core->slots) {
-    core->controllers.at(s.user->controller).slots.push_back(&s);
+    auto& c = core->controllers.at(s.user->controller);
+    if (c.self_part && s.user->auth == config::Auth::self) {
+      core->controllers.at(detail::self_part_key(s.user->controller)).slots.push_back(&s);
+    } else {
+      c.slots.push_back(&s);
+    }
   }
   return std::unique_ptr<Engine>(new Engine(std::move(core)));
 }

@@ -159,9 +159,11 @@ Pass::Pass(Core& core, PassRequest request, PassObserver* observer)
   // Looked up once per slot of the lane: sorted, so a wave of thousands stays O(n log n).
   std::sort(m_request.slots.begin(), m_request.slots.end());
   std::sort(m_request.if_due.begin(), m_request.if_due.end());
-  for (auto& [name, c] : m_core.controllers) {
-    if (!m_request.controller || *m_request.controller == name) {
-      m_lanes[name].controller = &c;
+  for (auto& [key, c] : m_core.controllers) {
+    // An admin controller's self part (its auth: self users) is a lane of its own, in
+    // scope with its controller.
+    if (!m_request.controller || *m_request.controller == c.config->name) {
+      m_lanes[key].controller = &c;
     }
   }
 }
@@ -272,7 +274,9 @@ Pass::run_lane(Lane& lane)
       co_await prune(lane);
     }
   }
-  if (m_observer) {
+  // A self part's probe failure reaches its slots' reports; the controller's reachability
+  // is its admin lane's (one answer per controller, not two racing ones).
+  if (m_observer && !lane.controller->is_self_part()) {
     m_observer->on_controller(lane.name(), lane.probe_error.empty() && lane.variant.has_value(),
                               !lane.stale.empty());
   }

@@ -51,6 +51,9 @@ struct Work
   // Open before this pass: a sink may hold its token although no result says so
   // (results are recorded per batch), so it is never failed, only retried.
   bool resumed = false;
+  // auth: self: minted logging in with bootstrap_token_file although a kept token existed
+  // (Jenkins refused that one): the bootstrap token is swept after the commit.
+  bool bootstrapped = false;
 
   void mark(SlotResult result, FailureKind failure, std::string message)
   {
@@ -202,8 +205,14 @@ private:
   // self_rest.cpp: auth: self, over REST as each user (docs/self-rotation.md).
   [[nodiscard]] static bool is_self(const Lane& lane);
   // The token `slot`'s user authenticates with: the current one (sealed in the state), or
-  // the bootstrap_token_file before the first commit. Errors name the slot.
-  util::Result<crypto::SecretBytes> credential(const SlotEntry& slot);
+  // the bootstrap_token_file before the first commit (or with `bootstrap`: that file
+  // whatever is kept). `kept` (if given) says which it was. Errors name the slot.
+  util::Result<crypto::SecretBytes> credential(const SlotEntry& slot, bool bootstrap = false,
+                                               bool* kept = nullptr);
+  // Jenkins refused `slot`'s kept token (revoked or expired outside the rotator) and no
+  // bootstrap_token_file gave one it takes: what the operator must do, naming user,
+  // controller and bootstrap_token_file.
+  static std::string refused_message(const SlotEntry& slot, const std::string& controller);
   boost::asio::awaitable<bool> probe_self(Lane& lane);
   // Chooses, seals and persists each token value, then addFixedToken per item. An item
   // whose answer was lost has the error kind "lost" (settle_lost_mints then asks /whoAmI).
@@ -235,6 +244,9 @@ private:
 
   // prune.cpp
   boost::asio::awaitable<void> prune(Lane& lane);
+  // Whether `slot`'s tokens are this lane's to prune: an admin controller's self part
+  // (auth: self users) prunes its own slots' over REST, the admin lane every other.
+  [[nodiscard]] static bool owns_slot(const Lane& lane, state::SlotId slot);
   void preview_prune(std::vector<std::string>& out);
   void check_still_used(Lane& lane, const state::Token& token);
 

@@ -42,7 +42,7 @@ Pass::prune(Lane& lane)
   {
     auto tx = begin(lane, "prune checks"); // the still-used checks' audit entries
     for (const auto& c : *candidates) {
-      if (c.token.controller != lane.name()) {
+      if (c.token.controller != lane.name() || !owns_slot(lane, c.token.slot)) {
         continue; // another lane's; a controller gone from the config cannot be reached
       }
       if (c.reason == state::PruneReason::retired) {
@@ -62,6 +62,20 @@ Pass::prune(Lane& lane)
   if (is_self(lane)) {
     co_await sweep_self(lane); // after the retired ones went: nothing else must live
   }
+}
+
+bool
+Pass::owns_slot(const Lane& lane, state::SlotId slot)
+{
+  const auto in = [&](const detail::Controller& c) {
+    return std::any_of(c.slots.begin(), c.slots.end(),
+                       [&](const SlotEntry* s) { return s->id == slot; });
+  };
+  if (lane.controller->is_self_part()) {
+    return in(*lane.controller);
+  }
+  // The admin lane keeps the tokens of removed slots too: its admin can revoke them.
+  return lane.controller->self_part == nullptr || !in(*lane.controller->self_part);
 }
 
 // plan --connect: what prune would do now, changing nothing.

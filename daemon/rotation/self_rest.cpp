@@ -5,6 +5,7 @@
 // lost mint) with revokeAllExcept(current) once no other token of the slot must live.
 #include "crypto/state_key.hpp"
 #include "rotation/pass_impl.hpp"
+#include "util/crash_point.hpp"
 #include "util/log.hpp"
 
 #include <fmt/core.h>
@@ -53,14 +54,32 @@ Pass::is_self(const Lane& lane)
   return lane.controller->config->auth == config::Auth::self;
 }
 
-util::Result<crypto::SecretBytes>
-Pass::credential(const SlotEntry& s)
+std::string
+Pass::refused_message(const SlotEntry& s, const std::string& controller)
 {
+  const auto& u = *s.user;
+  return fmt::format(
+    "controller {}: user {}: Jenkins refuses the token the daemon keeps for this user (revoked "
+    "or expired outside the rotator?){}: the slot cannot rotate until bootstrap_token_file "
+    "holds a current token of {} again (read when the kept token is refused)",
+    controller, u.user,
+    u.bootstrap_token_file.empty()
+      ? std::string(", and no bootstrap_token_file is configured")
+      : fmt::format(", and the token in bootstrap_token_file {} too", u.bootstrap_token_file),
+    u.user);
+}
+
+util::Result<crypto::SecretBytes>
+Pass::credential(const SlotEntry& s, bool bootstrap, bool* kept)
+{
+  if (kept) {
+    *kept = false;
+  }
   if (!m_core.state_key) {
     return util::make_error("state_key",
                             fmt::format("{}: the state key is not loaded", s.slot_name));
   }
-  if (s.id) {
+  if (s.id && !bootstrap) {
     auto row = store().slot(*s.id);
     if (row && row->current_uuid) {
       auto token = store().token(*row->current_uuid);
@@ -74,6 +93,9 @@ Pass::credential(const SlotEntry& s)
               fmt::format("{}: the kept token does not open with the state key {} (another "
                           "key?): {}",
                           s.slot_name, m_core.state_key->path(), plain.error().message));
+          }
+          if (kept) {
+            *kept = true;
           }
           return plain;
         }
@@ -100,22 +122,33 @@ Pass::probe_self(Lane& lane)
 {
   std::string first_error;
   for (auto* s : lane.controller->slots) {
-    auto as = credential(*s);
+    bool kept = false;
+    auto as = credential(*s, false, &kept);
     if (!as) {
       if (first_error.empty()) {
         first_error = as.error().message;
       }
       continue;
     }
-    const auto start = std::chrono::steady_clock::now();
+    auto start = std::chrono::steady_clock::now();
     auto p = co_await lane.controller->api->rest_probe(s->user->user, *as);
     observe_request(lane, RequestOp::probe, status_of(p), start);
+    bool refused = !p && p.error().kind == net::FailureKind::auth;
+    if (refused && kept && !s->user->bootstrap_token_file.empty()) {
+      // The kept token is refused: an operator may have given a new one to start over.
+      if (auto boot = credential(*s, true)) {
+        start = std::chrono::steady_clock::now();
+        p = co_await lane.controller->api->rest_probe(s->user->user, *boot);
+        observe_request(lane, RequestOp::probe, status_of(p), start);
+        refused = !p && p.error().kind == net::FailureKind::auth;
+      }
+    }
     if (lane.variant) {
       co_return true; // another batch of the lane probed meanwhile
     }
     if (!p) {
       if (first_error.empty()) {
-        first_error = p.error().message;
+        first_error = refused && kept ? refused_message(*s, lane.name()) : p.error().message;
       }
       if (p.error().kind == net::FailureKind::auth) {
         continue; // this user's token is refused; another user may still tell
@@ -150,6 +183,7 @@ Pass::mint_self(Lane& lane, const std::vector<Work*>& batch, state::Time t)
   answer.items.resize(batch.size());
   std::vector<std::optional<crypto::SecretBytes>> values(batch.size());
   std::vector<std::optional<crypto::SecretBytes>> creds(batch.size());
+  std::vector<char> kept(batch.size(), 0); // creds[i] is the kept token (not bootstrap)
   {
     // The intent first: each value is sealed and committed before it is sent, so a lost
     // answer can be checked (/whoAmI with it) and nothing is ever made that the state
@@ -157,7 +191,9 @@ Pass::mint_self(Lane& lane, const std::vector<Work*>& batch, state::Time t)
     auto tx = begin(lane, "self intents");
     for (std::size_t i = 0; i < batch.size(); ++i) {
       auto* w = batch[i];
-      auto as = credential(*w->slot);
+      bool from_kept = false;
+      auto as = credential(*w->slot, false, &from_kept);
+      kept[i] = from_kept ? 1 : 0;
       if (!as) {
         answer.items[i].error = jenkins::ItemError{ "no_credential", as.error().message };
         continue;
@@ -182,6 +218,9 @@ Pass::mint_self(Lane& lane, const std::vector<Work*>& batch, state::Time t)
       co_return answer;
     }
   }
+  // Each value is sealed and committed, none sent: a restart finds the attempts planned
+  // with a value and asks /whoAmI, which refuses them.
+  util::crash_point("self_after_intent");
   co_await for_each_concurrently(
     batch.size(), static_cast<std::size_t>(lane.controller->config->max_concurrent),
     [&](std::size_t i) -> asio::awaitable<void> {
@@ -202,10 +241,22 @@ Pass::mint_self(Lane& lane, const std::vector<Work*>& batch, state::Time t)
       }
       std::string user = w->slot->user->user;
       std::string name = w->name;
-      auto r = co_await lane.controller->api->add_fixed_token(
-        std::move(user), *creds[i], std::move(name), *values[i], std::move(day));
+      auto r =
+        co_await lane.controller->api->add_fixed_token(user, *creds[i], name, *values[i], day);
       observe_request(lane, RequestOp::mint, status_of(r), start);
       creds[i].reset();
+      // A 401 ran nothing: with the kept token refused, bootstrap_token_file may hold a
+      // new token an operator gave to start over.
+      bool refused = !r && r.error().kind == net::FailureKind::auth;
+      if (refused && kept[i] && !w->slot->user->bootstrap_token_file.empty()) {
+        if (auto boot = credential(*w->slot, true)) {
+          const auto again = std::chrono::steady_clock::now();
+          r = co_await lane.controller->api->add_fixed_token(user, *boot, name, *values[i], day);
+          observe_request(lane, RequestOp::mint, status_of(r), again);
+          refused = !r && r.error().kind == net::FailureKind::auth;
+          w->bootstrapped = r.has_value();
+        }
+      }
       if (r) {
         jenkins::Minted m;
         m.uuid = std::move(*r);
@@ -226,6 +277,12 @@ Pass::mint_self(Lane& lane, const std::vector<Work*>& batch, state::Time t)
       std::string kind = lost ? "lost" : "exception";
       if (f.status == 404) {
         kind = "unknown_user";
+      }
+      if (refused) {
+        answer.items[i].error =
+          jenkins::ItemError{ "auth",
+                              kept[i] ? refused_message(*w->slot, lane.name()) : f.message };
+        co_return;
       }
       answer.items[i].error = jenkins::ItemError{ kind, f.message };
     });
@@ -262,6 +319,8 @@ Pass::settle_self_lost(Lane& lane, std::vector<Work*> lost)
              fmt::format("lost mint {} not looked up: {}", w.name, v.error().message));
     }
   }
+  // /whoAmI has answered, nothing is recorded: a restart asks again.
+  util::crash_point("self_lost_checked");
   std::vector<Work*> settled;
   auto tx = begin(lane, "lost mints");
   for (std::size_t i = 0; i < lost.size(); ++i) {
@@ -313,7 +372,9 @@ Pass::revoke_self(Lane& lane, std::vector<Revoke> items)
         ok = r.has_value();
         if (!r) {
           util::log::error("controller {}: revoke of a token of {}: {}", lane.name(), item.user,
-                           r.error().message);
+                           r.error().kind == net::FailureKind::auth
+                             ? refused_message(**it, lane.name())
+                             : r.error().message);
         }
       }
       if (ok) {
@@ -329,9 +390,10 @@ Pass::revoke_self(Lane& lane, std::vector<Revoke> items)
 void
 Pass::self_committed(Lane& lane, Work& w, const std::optional<std::string>& old_current)
 {
-  if (old_current) {
+  if (old_current && !w.bootstrapped) {
     // The old current logged in when its value is kept; else it was a token of the script
-    // path (a slot moved from auth: admin) and the bootstrap token logged in.
+    // path (a slot moved from auth: admin) and the bootstrap token logged in. A slot
+    // whose kept token Jenkins refused logged in with the bootstrap token (bootstrapped).
     auto token = store().token(*old_current);
     auto sealed = token && *token ? store().self_secret((*token)->seq)
                                   : util::Result<std::optional<std::string>>(std::nullopt);
@@ -402,9 +464,14 @@ Pass::sweep_self(Lane& lane)
       co_await lane.controller->api->rest_revoke_all_except(s.user->user, *as, *row->current_uuid);
     observe_request(lane, RequestOp::revoke, status_of(r), start);
     if (!r) {
-      util::log::error("{}: revokeAllExcept: {}", s.slot_name, r.error().message);
+      util::log::error("{}: revokeAllExcept: {}", s.slot_name,
+                       r.error().kind == net::FailureKind::auth ? refused_message(s, lane.name())
+                                                                : r.error().message);
       continue;
     }
+    // Jenkins has swept, the state still marks the sweep: a restart sweeps again (the same
+    // current token is kept, so the second call changes nothing).
+    util::crash_point("self_mid_sweep");
     auto tx = begin(lane, "self sweep");
     for (const auto& k : *live) {
       if (k.role != state::TokenRole::current) {

@@ -7,6 +7,7 @@ Needs a binary built with -DJTR_CRASH_POINTS=ON (the sanitizer CI build); skippe
 message otherwise. A release binary must have no crash points at all: checked against the
 CMake cache of the build the binary comes from.
 """
+import base64
 import os
 import re
 import shutil
@@ -15,7 +16,11 @@ import subprocess
 import tempfile
 import unittest
 
+import nacl.public
+
+from emulator import Emulator
 from rotation_rig import BIN, RigTest, binary_has_crash_points, parse_time
+from self_rotation_test import SelfRig
 
 # The first visit of each point: between_sinks is visited after each sink that took the
 # token, so it stops right after the file sink of the first slot.
@@ -31,6 +36,26 @@ POINTS = [
     "mid_prune",
 ]
 USERS = ["a", "b"]  # batch_size 2: one batch of two, so between_batch_items is visited
+# auth: self (issue 20): the points only the REST path visits. It visits the shared ones
+# above too (rotate_batch, delivery and prune are one code path); SELF_CASES crash it at
+# each step: (point, phase, fault). Phase "first" crashes the first rotation (the bootstrap
+# token logs in and is swept after the commit), "force" a forced one that logs in with the
+# kept token; the fault is injected on the first user's addFixedToken.
+SELF_POINTS = ["self_after_intent", "self_lost_checked", "self_mid_sweep"]
+SELF_CASES = [
+    ("self_after_intent", "force", None),       # values sealed and committed, none sent
+    ("after_mint_answer", "force", None),       # minted in Jenkins, nothing recorded
+    ("between_batch_items", "force", None),
+    ("after_minted", "force", None),            # recorded with its uuid, not verified
+    ("after_verify", "force", None),
+    ("before_commit", "force", None),           # delivered, not committed
+    ("after_commit", "force", None),            # the old token not yet revoked
+    ("mid_prune", "force", None),               # revoked over REST, not recorded
+    ("after_commit", "first", None),            # the bootstrap token not yet swept
+    ("self_mid_sweep", "first", None),          # swept in Jenkins, not recorded
+    ("self_lost_checked", "force", "run_then_drop"),  # a lost mint proven made, not settled
+    ("self_lost_checked", "force", "drop_before"),    # a lost mint proven not made
+]
 
 
 def build_cache_option(binary, option):
@@ -69,7 +94,7 @@ class CrashPointsInBinaryTest(unittest.TestCase):
                 with open(stripped, "rb") as f:
                     data = f.read()
             from admin_token_rotation_test import ADMIN_POINTS
-            for name in POINTS + ADMIN_POINTS:
+            for name in POINTS + SELF_POINTS + ADMIN_POINTS:
                 self.assertNotIn(name.encode(), data, "a release binary names %s" % name)
 
     def test_the_matrix_covers_every_crash_point_in_the_sources(self):
@@ -83,8 +108,9 @@ class CrashPointsInBinaryTest(unittest.TestCase):
                         found |= set(re.findall(r'crash_point\("([a-z_]+)"\)', f.read()))
         # The admin token's points have their cases in admin_token_rotation_test.
         from admin_token_rotation_test import ADMIN_POINTS
-        self.assertEqual(found, set(POINTS) | set(ADMIN_POINTS),
+        self.assertEqual(found, set(POINTS) | set(SELF_POINTS) | set(ADMIN_POINTS),
                          "a crash point without a matrix case, or the reverse")
+        self.assertTrue(set(SELF_POINTS) <= {p for p, _, _ in SELF_CASES})
 
 
 @unittest.skipUnless(binary_has_crash_points(),
@@ -228,6 +254,119 @@ class CrashMatrixTest(RigTest):
             with self.subTest(crash_at=spec):
                 tag = spec.split(":")[0].replace("_", "")
                 self.crash_case(spec, ["cm-ov-%s-%02d" % (tag, i) for i in range(12)])
+
+@unittest.skipUnless(binary_has_crash_points(),
+                     "the binary has no crash points: build with -DJTR_CRASH_POINTS=ON "
+                     "(the sanitizer CI build does) to run the crash matrix")
+class SelfCrashMatrixTest(unittest.TestCase):
+    """auth: self: `once` aborts at each step of the REST path; the next `once` leaves each
+    user holding exactly its current token in Jenkins (grace 0s: no previous one lives), the
+    sealed value the daemon keeps for it still logs in and is what the sink holds, nothing
+    is left open, and no plain token is at rest in the state directory, sinks or output."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(version="2.560")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop(remove=True)
+
+    def run_bin(self, rig, *args, env=None):
+        e = dict(os.environ)
+        e.pop("JTR_CRASH_AT", None)
+        e.update(env or {})
+        r = subprocess.run([BIN, *args, "-c", rig.config], capture_output=True, text=True,
+                           timeout=120, env=e)
+        rig.outputs.append(r.stdout + r.stderr)
+        return r
+
+    def kept(self, rig):
+        """{seq: plain value} of every value the state keeps sealed, opened with the state
+        key (as a thief holding both would)."""
+        with open(os.path.join(rig.state_dir, "state_key")) as f:
+            key = nacl.public.PrivateKey(base64.b64decode(f.read().strip()))
+        box = nacl.public.SealedBox(key)
+        return {seq: box.decrypt(base64.b64decode(sealed)).decode()
+                for seq, sealed in rig.query("SELECT seq, sealed FROM self_secrets")}
+
+    def check_self(self, rig, point):
+        log = "\n----\n".join(rig.outputs)[-6000:]
+        kept = self.kept(rig)
+        rig.secrets |= set(kept.values())
+        for u in rig.users:
+            current = rig.current_uuid(u)
+            self.assertIsNotNone(current, "%s: %s has no current token\n%s" % (point, u, log))
+            self.assertEqual([t["uuid"] for t in rig.jenkins_tokens(u)], [current],
+                             "%s: %s holds more than its current token\n%s" % (point, u, log))
+            env, token = rig.envelope(u)
+            self.assertEqual(env["token_uuid"], current, "%s: %s: the sink is behind" % (point, u))
+            (seq,) = rig.query("SELECT seq FROM tokens WHERE uuid = ?", current)[0]
+            self.assertIn(seq, kept, "%s: %s: the current token's value is not kept" % (point, u))
+            self.assertEqual(kept[seq], token, "%s: %s: kept and delivered differ" % (point, u))
+            self.assertEqual(rig.whoami(u, kept[seq]), (200, u),
+                             "%s: %s: the kept token does not log in" % (point, u))
+        self.assertEqual(rig.query("SELECT seq, state FROM attempts WHERE state IN "
+                                   "('planned', 'minted', 'verified', 'delivering')"), [],
+                         "%s: attempts left open\n%s" % (point, log))
+        blobs = [("output", o.encode()) for o in rig.outputs]
+        for root, _, files in os.walk(rig.dir):
+            for name in files:
+                if name.startswith("bootstrap-"):
+                    continue  # the operator's file holds its token by design
+                with open(os.path.join(root, name), "rb") as f:
+                    blobs.append((os.path.join(root, name), f.read()))
+        for secret in rig.secrets:
+            for where, blob in blobs:
+                self.assertNotIn(secret.encode(), blob, "%s: a plain token in %s" % (point, where))
+
+    def self_case(self, point, phase, fault):
+        tag = point.replace("_", "")[:12]
+        users = ["scm-%s-%s-%s" % (tag, phase[0], u) for u in USERS]
+        if fault:
+            users = [u + fault[0] for u in users]
+        self.emu.clear_faults()
+        rig = SelfRig(self.emu, users)
+        self.addCleanup(rig.cleanup)
+        if phase == "force":
+            r = self.run_bin(rig, "once")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.check_self(rig, point)
+        if fault:
+            self.emu.fault("/user/%s/descriptorByName/jenkins.security.ApiTokenProperty/"
+                           "addFixedToken" % users[0], fault, count=1)
+        args = ["once", "--force"] if phase == "force" else ["once"]
+        r = self.run_bin(rig, *args, env={"JTR_CRASH_AT": point})
+        self.emu.clear_faults()
+        self.assertEqual(r.returncode, -signal.SIGABRT,
+                         "%s: expected an abort, got %d\n%s" % (point, r.returncode,
+                                                               r.stdout + r.stderr))
+        self.assertIn("crash point %s reached" % point, r.stderr)
+        # One pass resumes what the crash left; a first rotation cut short may still be due.
+        r = self.run_bin(rig, "once")
+        self.assertIn(r.returncode, (0, 1), r.stdout + r.stderr)
+        if any(rig.current_uuid(u) is None for u in users):
+            r = self.run_bin(rig, "once")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.check_self(rig, point)
+        # A rotation after recovery logs in with the kept token and retires what came before.
+        r = self.run_bin(rig, "once", "--force")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.check_self(rig, point)
+
+
+def _make_self(point, phase, fault):
+    def test(self):
+        self.self_case(point, phase, fault)
+    test.__doc__ = "auth: self: abort at %s (%s rotation%s), then recover" % (
+        point, phase, ", " + fault if fault else "")
+    return test
+
+
+for _p, _phase, _fault in SELF_CASES:
+    _name = "test_self_crash_at_%s_%s%s" % (_p, _phase, "_" + _fault if _fault else "")
+    setattr(SelfCrashMatrixTest, _name, _make_self(_p, _phase, _fault))
+
 
 def _make(point):
     def test(self):

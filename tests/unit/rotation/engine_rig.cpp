@@ -86,7 +86,12 @@ Rig::Rig(RigOptions options)
     if (!m_options.user_extra.empty()) {
       yaml += "    " + m_options.user_extra + "\n";
     }
-    if (is_self(controller)) {
+    const bool self_user = std::find(m_options.self_users.begin(), m_options.self_users.end(),
+                                     user) != m_options.self_users.end();
+    if (self_user) {
+      yaml += "    auth: self\n";
+    }
+    if (is_self(controller) || self_user) {
       const auto file = fmt::format("{}/bootstrap-{}", m_dir, user);
       write(file, bootstrap_value(user) + "\n", 0600);
       yaml += fmt::format("    prune: all\n    bootstrap_token_file: {}\n", file);

@@ -71,6 +71,8 @@ struct RigOptions
   // Controllers with auth: self (no admin credential). Their users get prune: all and a
   // bootstrap_token_file whose token the fake holds (bootstrap_value(user)).
   std::vector<std::string> self_controllers;
+  // Users that say auth: self on an admin controller (the same bootstrap as above).
+  std::vector<std::string> self_users;
 };
 
 // The bootstrap token the rig gives `user` of a self controller.
