@@ -26,7 +26,7 @@ namespace {
 constexpr std::size_t k_max_envelope_bytes = 1024 * 1024;
 
 [[noreturn]] void
-fail(const std::string& message)
+decrypt_fail(const std::string& message)
 {
   throw util::Fatal(util::exit_code::k_failure, fmt::format("decrypt: {}", message));
 }
@@ -37,7 +37,8 @@ read_envelope(const std::string& path)
   const bool from_stdin = path == "-";
   const int fd = from_stdin ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
   if (fd < 0) {
-    fail(fmt::format("{}: cannot open: {}", util::escape(path, 1024), std::strerror(errno)));
+    decrypt_fail(
+      fmt::format("{}: cannot open: {}", util::escape(path, 1024), std::strerror(errno)));
   }
   std::string text;
   std::string error;
@@ -65,7 +66,7 @@ read_envelope(const std::string& path)
     ::close(fd);
   }
   if (!error.empty()) {
-    fail(error);
+    decrypt_fail(error);
   }
   return text;
 }
@@ -105,42 +106,42 @@ cmd_decrypt(const std::vector<std::string>& args)
   }
   // Before anything secret is in memory: no core dump may ever hold the token or the key.
   if (auto ok = crypto::harden_process(); !ok) {
-    fail(ok.error().message);
+    decrypt_fail(ok.error().message);
   }
   const std::string path = a.positional().empty() ? "-" : a.positional()[0];
   const std::string where = path == "-" ? "stdin" : util::escape(path, 1024);
 
   auto key = crypto::PrivateKey::load(*key_path);
   if (!key) {
-    fail(key.error().message);
+    decrypt_fail(key.error().message);
   }
   std::optional<crypto::VerifyKey> verify_key;
   if (verify_path) {
     auto vk = crypto::VerifyKey::load(*verify_path);
     if (!vk) {
-      fail(vk.error().message);
+      decrypt_fail(vk.error().message);
     }
     verify_key = *vk;
   }
   const auto text = read_envelope(path);
   auto envelope = crypto::Envelope::parse(text, where);
   if (!envelope) {
-    fail(envelope.error().message);
+    decrypt_fail(envelope.error().message);
   }
   // Before opening anything: an envelope that fails the check is not looked into.
   if (verify_key) {
     if (auto ok = envelope->verify(*verify_key, where); !ok) {
-      fail(ok.error().message);
+      decrypt_fail(ok.error().message);
     }
   }
   auto token = envelope->open(*key, where);
   if (!token) {
-    fail(token.error().message);
+    decrypt_fail(token.error().message);
   }
   if (!is_jenkins_token(*token)) {
-    fail(fmt::format("{}: the sealed value is not a Jenkins API token (expected 11 and 32 "
-                     "lowercase hex digits, found {} bytes that are not); not printed",
-                     where, token->size()));
+    decrypt_fail(fmt::format("{}: the sealed value is not a Jenkins API token (expected 11 and 32 "
+                             "lowercase hex digits, found {} bytes that are not); not printed",
+                             where, token->size()));
   }
   // Straight from locked memory to the descriptor: no stdio buffer keeps a copy; a failed
   // write (a full disk, /dev/full) is an error, never exit 0.
@@ -150,7 +151,7 @@ cmd_decrypt(const std::vector<std::string>& args)
     written = crypto::write_all(STDOUT_FILENO, { &newline, 1 }, "stdout");
   }
   if (!written) {
-    fail(written.error().message);
+    decrypt_fail(written.error().message);
   }
   return util::exit_code::k_ok;
 }

@@ -22,7 +22,7 @@ namespace app {
 namespace {
 
 [[noreturn]] void
-fail(const std::string& message)
+keygen_fail(const std::string& message)
 {
   throw util::Fatal(util::exit_code::k_failure, fmt::format("keygen: {}", message));
 }
@@ -37,10 +37,10 @@ write_private(const std::string& path, std::span<const unsigned char> text)
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     const int err = errno;
-    fail(err == EEXIST ? fmt::format("{} already exists; refusing to overwrite a key "
-                                     "(move it away or choose another --out)",
-                                     path)
-                       : fmt::format("cannot create {}: {}", path, std::strerror(err)));
+    keygen_fail(err == EEXIST ? fmt::format("{} already exists; refusing to overwrite a key "
+                                            "(move it away or choose another --out)",
+                                            path)
+                              : fmt::format("cannot create {}: {}", path, std::strerror(err)));
   }
   const unsigned char newline = '\n';
   auto written = crypto::write_all(fd, text, path);
@@ -56,7 +56,7 @@ write_private(const std::string& path, std::span<const unsigned char> text)
   if (!written) {
     // We created the file (O_EXCL), so removing a half-written key is ours to do.
     ::unlink(path.c_str());
-    fail(written.error().message);
+    keygen_fail(written.error().message);
   }
 }
 
@@ -69,8 +69,8 @@ print_public(const std::string& path, const std::string& public_text)
   auto printed = write_stdout(public_text + "\n");
   if (!printed) {
     ::unlink(path.c_str());
-    fail(fmt::format("{}; removed {}, whose public key could not be printed",
-                     printed.error().message, path));
+    keygen_fail(fmt::format("{}; removed {}, whose public key could not be printed",
+                            printed.error().message, path));
   }
 }
 
@@ -89,16 +89,16 @@ cmd_keygen(const std::vector<std::string>& args)
                                                             util::quote(a.positional()[0])));
   }
   if (auto ok = crypto::harden_process(); !ok) {
-    fail(ok.error().message);
+    keygen_fail(ok.error().message);
   }
   if (a.flag("sign")) {
     auto key = crypto::SigningKey::generate();
     if (!key) {
-      fail(key.error().message);
+      keygen_fail(key.error().message);
     }
     auto text = key->to_text();
     if (!text) {
-      fail(text.error().message);
+      keygen_fail(text.error().message);
     }
     write_private(*out, text->view());
     print_public(*out, key->verify_key().to_text());
@@ -106,11 +106,11 @@ cmd_keygen(const std::vector<std::string>& args)
   }
   auto key = crypto::PrivateKey::generate();
   if (!key) {
-    fail(key.error().message);
+    keygen_fail(key.error().message);
   }
   auto text = key->to_base64();
   if (!text) {
-    fail(text.error().message);
+    keygen_fail(text.error().message);
   }
   write_private(*out, text->view());
   print_public(*out, key->public_key().to_base64());

@@ -81,4 +81,15 @@ fold_user_id(std::string_view id)
   return out;
 }
 
+std::string
+slot_key(std::string_view controller, std::string_view user)
+{
+  std::string key;
+  key.reserve(controller.size() + user.size() + 1);
+  key.append(controller);
+  key.push_back('\n');
+  key.append(fold_user_id(user));
+  return key;
+}
+
 } // namespace config

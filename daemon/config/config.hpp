@@ -244,4 +244,7 @@ const char* to_string(AdminTokenStore store);
 // Jenkins compares user ids case-insensitively (IdStrategy.CASE_INSENSITIVE).
 std::string fold_user_id(std::string_view id);
 
+// The key of a slot in the daemon's maps: the controller, a newline, the folded user id.
+std::string slot_key(std::string_view controller, std::string_view user);
+
 } // namespace config

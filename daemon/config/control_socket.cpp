@@ -2,6 +2,7 @@
 
 #include "config/config.hpp"
 #include "config/expand.hpp"
+#include "config/file_checks.hpp"
 #include "config/yaml_tree.hpp"
 
 #include <fmt/core.h>
@@ -19,7 +20,6 @@ namespace config {
 namespace {
 
 // The same bound as the full loader: far beyond a real config.
-constexpr std::size_t k_max_file_bytes = 64 * 1024 * 1024;
 
 util::Error
 error_at(const std::string& file, YamlMark mark, const std::string& message, int line_offset = 0)
@@ -74,7 +74,7 @@ read_control_socket(const std::string& path)
   }
   std::string text;
   text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-  if (text.size() > k_max_file_bytes) {
+  if (text.size() > k_max_config_file_bytes) {
     return util::make_error("config", fmt::format("{}: expected a config of at most 64 MiB", path));
   }
   int line_offset = 0;

@@ -10,6 +10,9 @@
 // Checks on real files that the config rules of DESIGN §5 need.
 namespace config {
 
+// The largest config file we read (the config and the control socket's own view of it).
+constexpr std::size_t k_max_config_file_bytes = 64 * 1024 * 1024;
+
 // Reads a regular file of at most `max_bytes` without blocking on a FIFO or a device:
 // opened with O_NONBLOCK, fstat'ed, refused unless S_ISREG, then read. `limit` words
 // the bound in the error ("64 KiB"). Errors never contain the content.

@@ -32,7 +32,6 @@ namespace {
 
 // A config is a few KB per hundred users; 64 MiB is far beyond any real one and keeps
 // a mistaken path (a log file, /dev/zero) from eating memory.
-constexpr std::size_t k_max_file_bytes = 64 * 1024 * 1024;
 constexpr std::size_t k_max_socket_path = 107; // sun_path is 108 bytes with the NUL
 
 // What one load carries from key to key.
@@ -1305,7 +1304,7 @@ load(const std::string& path)
   }
   // Opened without blocking and refused unless a regular file: a FIFO would hang us,
   // a directory would read as an empty document.
-  auto text = read_regular_file(path, k_max_file_bytes, "64 MiB");
+  auto text = read_regular_file(path, k_max_config_file_bytes, "64 MiB");
   if (!text) {
     diag.add_file_error(path, text.error().kind == "size"
                                 ? "expected a config of at most 64 MiB, found a larger file"

@@ -1,5 +1,6 @@
 #include "control/server.hpp"
 
+#include "net/use_tuple.hpp"
 #include "util/log.hpp"
 #include "util/unique_fd.hpp"
 
@@ -35,7 +36,7 @@ using stream_protocol = asio::local::stream_protocol;
 
 namespace {
 
-constexpr auto k_tuple = asio::as_tuple(asio::use_awaitable);
+using net::k_tuple;
 constexpr std::size_t k_max_socket_path = sizeof(sockaddr_un::sun_path) - 1; // 107
 constexpr std::size_t k_read_chunk = 4096;
 

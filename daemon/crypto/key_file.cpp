@@ -12,7 +12,6 @@ namespace crypto {
 namespace {
 
 // A key file is 45 bytes; the bound keeps a wrong path (/dev/zero, a log) harmless.
-constexpr std::size_t k_max_key_file_bytes = 4096;
 
 } // namespace
 

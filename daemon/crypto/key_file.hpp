@@ -12,6 +12,8 @@
 namespace crypto {
 
 constexpr std::size_t k_key_bytes = 32;
+// The largest key file read (box keys and the signing key): one line of base64.
+constexpr std::size_t k_max_key_file_bytes = 4096;
 
 enum class KeyFileKind
 {

@@ -1,6 +1,7 @@
 #include "crypto/signing_key.hpp"
 
 #include "crypto/base64.hpp"
+#include "crypto/key_file.hpp"
 #include "crypto/public_key.hpp"
 #include "crypto/secret_io.hpp"
 #include "crypto/sodium.hpp"
@@ -17,8 +18,6 @@ namespace {
 
 static_assert(crypto_sign_PUBLICKEYBYTES == 32 && crypto_sign_SEEDBYTES == 32 &&
               crypto_sign_SECRETKEYBYTES == 64 && crypto_sign_BYTES == 64);
-
-constexpr std::size_t k_max_key_file_bytes = 4096;
 
 bool
 starts_with(std::span<const unsigned char> text, std::string_view prefix)

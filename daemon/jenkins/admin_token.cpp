@@ -1,6 +1,7 @@
 #include "jenkins/admin_token.hpp"
 
 #include "jenkins/script.hpp"
+#include "jenkins/tokens.hpp"
 
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
@@ -12,14 +13,12 @@ namespace jenkins {
 
 namespace {
 
-constexpr std::size_t k_token_length = 34; // "11" + 32 hex (reference §3.4)
 constexpr std::size_t k_answer_limit = 1024 * 1024;
 
 net::Failure
-bad(const std::string& controller, const std::string& what)
+bad_find(const std::string& controller, const std::string& what)
 {
-  return net::Failure{ net::FailureKind::bad_output, 0,
-                       fmt::format("{}: find_token: {}", controller, what) };
+  return net::bad_output(controller, fmt::format("find_token: {}", what));
 }
 
 } // namespace
@@ -63,17 +62,17 @@ find_token(net::Client& client, std::string user, TokenHash hash)
   }
   if (doc->contains("error")) {
     const auto message = doc->value("message", std::string());
-    co_return bad(client.name(), fmt::format("user \"{}\": {} ({})", user,
-                                             doc->value("error", std::string()), message));
+    co_return bad_find(client.name(), fmt::format("user \"{}\": {} ({})", user,
+                                                  doc->value("error", std::string()), message));
   }
   if (!doc->contains("matches") || !(*doc)["matches"].is_array()) {
-    co_return bad(client.name(), "no list of matches");
+    co_return bad_find(client.name(), "no list of matches");
   }
   std::vector<TokenMatch> out;
   for (const auto& m : (*doc)["matches"]) {
     if (!m.is_object() || !m.contains("uuid") || !m["uuid"].is_string() || !m.contains("name") ||
         !m["name"].is_string()) {
-      co_return bad(client.name(), "a match without uuid and name");
+      co_return bad_find(client.name(), "a match without uuid and name");
     }
     out.push_back(TokenMatch{ m["uuid"].get<std::string>(), m["name"].get<std::string>() });
   }

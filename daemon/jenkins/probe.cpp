@@ -13,10 +13,9 @@ namespace {
 constexpr std::size_t k_probe_body_limit = 64 * 1024;
 
 net::Failure
-bad(const std::string& controller, const std::string& what)
+bad_probe(const std::string& controller, const std::string& what)
 {
-  return net::Failure{ net::FailureKind::bad_output, 0,
-                       fmt::format("{}: the probe answer {}", controller, what) };
+  return net::bad_output(controller, fmt::format("the probe answer {}", what));
 }
 
 std::string
@@ -40,7 +39,7 @@ net::Result<ProbeResult>
 parse_probe(const nlohmann::json& a, const std::string& nonce, const std::string& controller)
 {
   if (!a.contains("nonce") || a["nonce"] != nonce) {
-    return bad(controller, "does not echo this request's nonce");
+    return bad_probe(controller, "does not echo this request's nonce");
   }
   ProbeResult r;
   const auto str = [&](const char* key, std::string& out) {
@@ -58,20 +57,20 @@ parse_probe(const nlohmann::json& a, const std::string& nonce, const std::string
     return true;
   };
   if (!str("version", r.version) || !str("now", r.now) || !str("zone", r.zone)) {
-    return bad(controller, "lacks version, now or zone");
+    return bad_probe(controller, "lacks version, now or zone");
   }
   if (!a.contains("now_millis") || !a["now_millis"].is_number_integer()) {
-    return bad(controller, "lacks now_millis");
+    return bad_probe(controller, "lacks now_millis");
   }
   r.now_millis = a["now_millis"].get<std::int64_t>();
   if (!flag("expiring_tokens", r.expiring_tokens) || !flag("helpers", r.helpers) ||
       !flag("token_store", r.token_store) || !flag("administer", r.administer)) {
-    return bad(controller, "lacks a capability flag");
+    return bad_probe(controller, "lacks a capability flag");
   }
   if (a.contains("usage_statistics") && a["usage_statistics"].is_boolean()) {
     r.usage_statistics = a["usage_statistics"].get<bool>();
   } else if (a.contains("usage_statistics") && !a["usage_statistics"].is_null()) {
-    return bad(controller, "has a usage_statistics that is not a boolean");
+    return bad_probe(controller, "has a usage_statistics that is not a boolean");
   }
   return r;
 }

@@ -13,11 +13,7 @@ namespace jenkins {
 
 namespace {
 
-net::Failure
-bad_output(const std::string& controller, std::string_view what)
-{
-  return net::Failure{ net::FailureKind::bad_output, 0, fmt::format("{}: {}", controller, what) };
-}
+using net::bad_output;
 
 // Percent-encodes everything but RFC 3986's unreserved characters: user ids go into the
 // path and the form, never as raw text.

@@ -18,13 +18,8 @@ namespace {
 // A mint answer is a few hundred bytes per item; this bounds a batch of 500 generously.
 constexpr std::size_t k_script_body_limit = 8 * 1024 * 1024;
 constexpr std::string_view k_token_marker = "JTR-TOKEN:";
-constexpr std::size_t k_token_length = 34; // "11" + 32 lowercase hex (reference §3.4)
 
-net::Failure
-bad_output(const std::string& controller, std::string_view what)
-{
-  return net::Failure{ net::FailureKind::bad_output, 0, fmt::format("{}: {}", controller, what) };
-}
+using net::bad_output;
 
 std::optional<std::int64_t>
 opt_int(const nlohmann::json& j, const char* key)

@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -23,6 +24,9 @@ struct Response;
 } // namespace net
 
 namespace jenkins {
+
+// A Jenkins API token made since 2.129: "11" and 32 lowercase hex (reference §3.4).
+constexpr std::size_t k_token_length = 34;
 
 struct ProbeResult;
 

@@ -5,6 +5,7 @@
 #include <boost/system/result.hpp>
 
 #include <string>
+#include <string_view>
 
 namespace net {
 
@@ -35,6 +36,9 @@ struct Failure
 
   [[nodiscard]] util::Error to_error() const { return util::make_error(to_string(kind), message); }
 };
+
+// A controller's answer we cannot read: "<controller>: <what>", no HTTP status.
+Failure bad_output(std::string_view controller, std::string_view what);
 
 // Found by ADL from result<T, Failure>::value().
 [[noreturn]] inline void

@@ -3,6 +3,7 @@
 
 #include "crypto/base64.hpp"
 #include "crypto/secret_io.hpp"
+#include "net/use_tuple.hpp"
 #include "util/backoff.hpp"
 #include "util/log.hpp"
 
@@ -38,7 +39,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr auto k_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t k_header_limit = 64 * 1024;
 constexpr std::string_view k_crumb_text = "No valid crumb was included in the request";
 
@@ -168,6 +168,12 @@ to_string(FailureKind kind)
       return "script_error";
   }
   return "unknown";
+}
+
+Failure
+bad_output(std::string_view controller, std::string_view what)
+{
+  return Failure{ FailureKind::bad_output, 0, fmt::format("{}: {}", controller, what) };
 }
 
 util::Result<crypto::SecretBytes>

@@ -1,5 +1,6 @@
 #include "net/metrics_server.hpp"
 
+#include "net/use_tuple.hpp"
 #include "util/log.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,8 +25,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 namespace {
-
-constexpr auto k_tuple = asio::as_tuple(asio::use_awaitable);
 
 std::string
 describe(const tcp::endpoint& ep)

@@ -16,13 +16,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-template<typename T>
-int
-status_of(const net::Result<T>& r)
-{
-  return r ? 200 : r.error().status;
-}
-
 } // namespace
 
 void

@@ -21,6 +21,14 @@
 // resume.cpp, reconcile.cpp, rotate.cpp, delivery.cpp and prune.cpp.
 namespace rotation::detail {
 
+// The HTTP status a request ended with, for the request metrics: 200 for a success.
+template<typename T>
+int
+status_of(const net::Result<T>& r)
+{
+  return r ? 200 : r.error().status;
+}
+
 // One sink's outcome in this pass, recorded with the rest of its batch.
 struct SinkResult
 {

@@ -18,13 +18,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-template<typename T>
-int
-status_of(const net::Result<T>& r)
-{
-  return r ? 200 : r.error().status;
-}
-
 // Jenkins keeps a token through its expiration day in its own zone, which REST does not
 // tell. The day D after which it may die is chosen so that D's end is after `deadline` in
 // every zone (UTC-12 … UTC+14): D = the UTC day of deadline + 14 h. The instant returned is

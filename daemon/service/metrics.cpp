@@ -134,16 +134,7 @@ status_class(int status)
   return 6;
 }
 
-std::string
-slot_key(std::string_view controller, std::string_view user)
-{
-  std::string key;
-  key.reserve(controller.size() + user.size() + 1);
-  key.append(controller);
-  key.push_back('\n');
-  key.append(config::fold_user_id(user));
-  return key;
-}
+using config::slot_key;
 
 void
 append_int(std::string& out, std::int64_t value)

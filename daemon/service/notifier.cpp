@@ -34,11 +34,7 @@ utc(Time t)
   return fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", t);
 }
 
-std::string
-slot_key(std::string_view controller, std::string_view user)
-{
-  return fmt::format("{}\n{}", controller, config::fold_user_id(user));
-}
+using config::slot_key;
 
 bool
 is_failure(const rotation::SlotReport& r)

@@ -14,10 +14,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class Dir
+class AdminDir
 {
 public:
-  Dir()
+  AdminDir()
   {
     std::string tmpl = (fs::temp_directory_path() / "jtr-admintok-XXXXXX").string();
     m_dir = ::mkdtemp(tmpl.data());
@@ -25,9 +25,9 @@ public:
     write("admin-token", "11000000000000000000000000000000ff\n", 0600);
     write("deploy.pub", "Ad3bk53WyWOuOQdFNUPA4chEbyYswQhGS2ZvdIv5Dwg=\n", 0644);
   }
-  ~Dir() { fs::remove_all(m_dir); }
-  Dir(const Dir&) = delete;
-  Dir& operator=(const Dir&) = delete;
+  ~AdminDir() { fs::remove_all(m_dir); }
+  AdminDir(const AdminDir&) = delete;
+  AdminDir& operator=(const AdminDir&) = delete;
 
   void write(const std::string& name, const std::string& content, mode_t mode) const
   {
@@ -73,13 +73,13 @@ with(const std::string& rotation)
 }
 
 util::Result<config::Config>
-load(const Dir& d, const std::string& rotation)
+load(const AdminDir& d, const std::string& rotation)
 {
   return config::load_from_string(d.sub(with(rotation)), "c.yaml");
 }
 
 std::string
-errors_of(const Dir& d, const std::string& rotation)
+rotation_errors(const AdminDir& d, const std::string& rotation)
 {
   auto r = load(d, rotation);
   return r ? std::string() : r.error().message;
@@ -91,7 +91,7 @@ TEST_SUITE("config admin_token_rotation")
 {
   TEST_CASE("without the key the admin token is not rotated")
   {
-    Dir d;
+    AdminDir d;
     auto c = load(d, "timeout: 30s");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     CHECK(c->controllers[0].admin_token_rotation == nullptr);
@@ -99,7 +99,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("an empty mapping takes the defaults: monthly, 1h grace, state, rotator-admin-")
   {
-    Dir d;
+    AdminDir d;
     auto c = load(d, "admin_token_rotation: {}");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     const auto& a = c->controllers[0].admin_token_rotation;
@@ -114,7 +114,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("the schedule keys users have are read, cron included")
   {
-    Dir d;
+    AdminDir d;
     auto c = load(
       d,
       R"(admin_token_rotation: {schedule: "0 4 * * 1", timezone: Europe/Paris, jitter: 5m, grace: 2h, lifetime: 20d, failure_budget: 1d, token_prefix: jtr-adm-, store: file})");
@@ -131,47 +131,47 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("unknown keys, bad values and the lifetime rule name file:line:col and the key path")
   {
-    Dir d;
-    auto e = errors_of(d, "admin_token_rotation: {prune: all}");
+    AdminDir d;
+    auto e = rotation_errors(d, "admin_token_rotation: {prune: all}");
     CHECK(e.find("c.yaml:7:") != std::string::npos);
     CHECK(e.find("controllers[0].admin_token_rotation") != std::string::npos);
     CHECK(e.find("prune") != std::string::npos);
 
-    e = errors_of(d, "admin_token_rotation: {store: disk}");
+    e = rotation_errors(d, "admin_token_rotation: {store: disk}");
     CHECK(e.find("controllers[0].admin_token_rotation.store") != std::string::npos);
     CHECK(e.find("disk") != std::string::npos);
 
-    e = errors_of(d, "admin_token_rotation: {schedule: every sometimes}");
+    e = rotation_errors(d, "admin_token_rotation: {schedule: every sometimes}");
     CHECK(e.find("c.yaml:7:") != std::string::npos);
     CHECK(e.find("controllers[0].admin_token_rotation.schedule") != std::string::npos);
 
-    e = errors_of(d, "admin_token_rotation: {schedule: every 30d, lifetime: 10d}");
+    e = rotation_errors(d, "admin_token_rotation: {schedule: every 30d, lifetime: 10d}");
     CHECK(e.find("controllers[0].admin_token_rotation.lifetime: expected at least") !=
           std::string::npos);
 
-    e = errors_of(d, "admin_token_rotation: every 30d");
+    e = rotation_errors(d, "admin_token_rotation: every 30d");
     CHECK(e.find("controllers[0].admin_token_rotation") != std::string::npos);
   }
 
   TEST_CASE("store: file refuses a token file that is not 0600 or cannot be replaced")
   {
-    Dir d;
-    CHECK(errors_of(d, "admin_token_rotation: {store: file}").empty());
+    AdminDir d;
+    CHECK(rotation_errors(d, "admin_token_rotation: {store: file}").empty());
 
     ::chmod(d.path("admin-token").c_str(), 0400);
-    auto e = errors_of(d, "admin_token_rotation: {store: file}");
+    auto e = rotation_errors(d, "admin_token_rotation: {store: file}");
     CHECK(e.find("c.yaml:7:") != std::string::npos);
     CHECK(
       e.find("controllers[0].admin_token_rotation.store: store: file: expected admin_token_file") !=
       std::string::npos);
     CHECK(e.find("0600") != std::string::npos);
     // store: state never writes the file: a read-only one is fine.
-    CHECK(errors_of(d, "admin_token_rotation: {store: state}").empty());
+    CHECK(rotation_errors(d, "admin_token_rotation: {store: state}").empty());
 
     ::chmod(d.path("admin-token").c_str(), 0600);
     if (::geteuid() != 0) { // root writes anywhere: the directory check cannot fail for it
       ::chmod(d.sub("@DIR@").c_str(), 0555);
-      e = errors_of(d, "admin_token_rotation: {store: file}");
+      e = rotation_errors(d, "admin_token_rotation: {store: file}");
       ::chmod(d.sub("@DIR@").c_str(), 0755);
       CHECK(e.find("directory") != std::string::npos);
     }
@@ -179,7 +179,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("a self controller has no admin token to rotate")
   {
-    Dir d;
+    AdminDir d;
     const std::string text = R"(controllers:
   - name: lean
     url: https://lean.example.com/

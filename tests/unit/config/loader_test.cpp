@@ -1,4 +1,5 @@
 #include "config/loader.hpp"
+#include "support/text.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/core.h>
@@ -12,6 +13,8 @@
 #include <sys/stat.h>
 
 namespace {
+
+using test::replace;
 
 namespace fs = std::filesystem;
 
@@ -88,15 +91,6 @@ errors_of(const Files& f, const std::string& yaml)
   }
   CHECK(r.error().kind == "config");
   return r.error().message;
-}
-
-std::string
-replace(std::string text, const std::string& from, const std::string& to)
-{
-  const auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  text.replace(pos, from.size(), to);
-  return text;
 }
 
 } // namespace

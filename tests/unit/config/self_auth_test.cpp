@@ -1,6 +1,7 @@
 // auth: self in the config (docs/self-rotation.md): no admin credential, prune: all,
 // bootstrap_token_file only where it means something, state_key checked as a secret.
 #include "config/loader.hpp"
+#include "support/text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -10,6 +11,8 @@
 #include <sys/stat.h>
 
 namespace {
+
+using test::replace;
 
 namespace fs = std::filesystem;
 
@@ -76,15 +79,6 @@ errors_of(const Dir& d, const std::string& yaml)
 {
   auto r = config::load_from_string(d.sub(yaml), "c.yaml");
   return r ? std::string() : r.error().message;
-}
-
-std::string
-replace(std::string text, const std::string& from, const std::string& to)
-{
-  const auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  text.replace(pos, from.size(), to);
-  return text;
 }
 
 } // namespace

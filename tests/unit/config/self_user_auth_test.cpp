@@ -1,6 +1,7 @@
 // auth: self per user (docs/self-rotation.md): a user of an admin controller may rotate
 // itself over REST; a user of a self controller cannot ask for the admin path.
 #include "config/loader.hpp"
+#include "support/text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -11,12 +12,14 @@
 
 namespace {
 
+using test::replace;
+
 namespace fs = std::filesystem;
 
-class Dir
+class UserAuthDir
 {
 public:
-  Dir()
+  UserAuthDir()
   {
     std::string tmpl = (fs::temp_directory_path() / "jtr-selfuser-XXXXXX").string();
     m_dir = ::mkdtemp(tmpl.data());
@@ -25,9 +28,9 @@ public:
     write("boot", "11000000000000000000000000000000aa\n");
     std::ofstream(m_dir + "/deploy.pub") << "Ad3bk53WyWOuOQdFNUPA4chEbyYswQhGS2ZvdIv5Dwg=\n";
   }
-  ~Dir() { fs::remove_all(m_dir); }
-  Dir(const Dir&) = delete;
-  Dir& operator=(const Dir&) = delete;
+  ~UserAuthDir() { fs::remove_all(m_dir); }
+  UserAuthDir(const UserAuthDir&) = delete;
+  UserAuthDir& operator=(const UserAuthDir&) = delete;
 
   void write(const std::string& name, const std::string& content) const
   {
@@ -48,7 +51,7 @@ private:
 };
 
 // An admin controller with a script-path user and a self user, and a self controller.
-const char* const k_config = R"(state_dir: /var/lib/jtr
+const char* const k_user_auth_config = R"(state_dir: /var/lib/jtr
 controllers:
   - name: ci
     url: https://jenkins.example.com/
@@ -76,16 +79,7 @@ users:
 )";
 
 std::string
-replace(std::string text, const std::string& from, const std::string& to)
-{
-  const auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  text.replace(pos, from.size(), to);
-  return text;
-}
-
-std::string
-errors_of(const Dir& d, const std::string& yaml)
+user_auth_errors(const UserAuthDir& d, const std::string& yaml)
 {
   auto r = config::load_from_string(d.sub(yaml), "c.yaml");
   return r ? std::string() : r.error().message;
@@ -97,8 +91,8 @@ TEST_SUITE("config auth: self per user")
 {
   TEST_CASE("a user of an admin controller may say auth: self; others take their controller's")
   {
-    Dir d;
-    auto c = config::load_from_string(d.sub(k_config), "c.yaml");
+    UserAuthDir d;
+    auto c = config::load_from_string(d.sub(k_user_auth_config), "c.yaml");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     REQUIRE(c->users.size() == 3);
     CHECK(c->users[0].auth == config::Auth::admin);
@@ -110,17 +104,17 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("auth: self on a self controller's user is allowed (it is the default there)")
   {
-    Dir d;
-    CHECK(errors_of(d, replace(k_config, "    controller: lean\n",
-                               "    controller: lean\n    auth: self\n"))
+    UserAuthDir d;
+    CHECK(user_auth_errors(d, replace(k_user_auth_config, "    controller: lean\n",
+                                      "    controller: lean\n    auth: self\n"))
             .empty());
   }
 
   TEST_CASE("auth: admin on a self controller's user is refused, naming the key path and why")
   {
-    Dir d;
-    const auto e = errors_of(
-      d, replace(k_config, "    controller: lean\n", "    controller: lean\n    auth: admin\n"));
+    UserAuthDir d;
+    const auto e = user_auth_errors(d, replace(k_user_auth_config, "    controller: lean\n",
+                                               "    controller: lean\n    auth: admin\n"));
     CHECK(e.find("c.yaml:") != std::string::npos);
     CHECK(e.find("users[2].auth: expected auth: self (or none) for a user of controller \"lean\", "
                  "found auth: admin") != std::string::npos);
@@ -129,9 +123,9 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("a self user of an admin controller needs prune: all")
   {
-    Dir d;
-    const auto e =
-      errors_of(d, replace(k_config, "    auth: self\n    prune: all\n", "    auth: self\n"));
+    UserAuthDir d;
+    const auto e = user_auth_errors(
+      d, replace(k_user_auth_config, "    auth: self\n    prune: all\n", "    auth: self\n"));
     CHECK(e.find("users[1].prune: expected prune: all for a user with auth: self") !=
           std::string::npos);
     CHECK(e.find("revokeAllExcept") != std::string::npos);
@@ -139,27 +133,27 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("bootstrap_token_file on a script-path user of an admin controller is refused")
   {
-    Dir d;
-    const auto e = errors_of(d, replace(k_config, "    controller: ci\n    sinks",
-                                        "    controller: ci\n    bootstrap_token_file: "
-                                        "@DIR@/boot\n    sinks"));
+    UserAuthDir d;
+    const auto e = user_auth_errors(d, replace(k_user_auth_config, "    controller: ci\n    sinks",
+                                               "    controller: ci\n    bootstrap_token_file: "
+                                               "@DIR@/boot\n    sinks"));
     CHECK(e.find("users[0].bootstrap_token_file: expected no bootstrap_token_file") !=
           std::string::npos);
   }
 
   TEST_CASE("auth: on a user takes admin or self only")
   {
-    Dir d;
-    const auto e =
-      errors_of(d, replace(k_config, "    auth: self\n    prune", "    auth: rest\n    prune"));
+    UserAuthDir d;
+    const auto e = user_auth_errors(
+      d, replace(k_user_auth_config, "    auth: self\n    prune", "    auth: rest\n    prune"));
     CHECK(e.find("users[1].auth") != std::string::npos);
   }
 
   TEST_CASE("auth is not a defaults: key")
   {
-    Dir d;
-    const auto e =
-      errors_of(d, replace(k_config, "recipients:", "defaults: {auth: self}\nrecipients:"));
+    UserAuthDir d;
+    const auto e = user_auth_errors(
+      d, replace(k_user_auth_config, "recipients:", "defaults: {auth: self}\nrecipients:"));
     CHECK(e.find("defaults.auth") != std::string::npos);
   }
 }

@@ -1,6 +1,7 @@
 #include "config/expand.hpp"
 #include "config/loader.hpp"
 #include "sinks/sink.hpp"
+#include "support/text.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -20,6 +21,8 @@
 // Issue 19: who may change the files we trust, secrets from ${file:}, FIFOs, the
 // ${file:} budget and the validation gaps. Every case builds a real directory tree.
 namespace {
+
+using test::replace;
 
 namespace fs = std::filesystem;
 
@@ -116,15 +119,6 @@ bool
 running_as_root()
 {
   return ::geteuid() == 0;
-}
-
-std::string
-replace(std::string text, const std::string& from, const std::string& to)
-{
-  const auto pos = text.find(from);
-  REQUIRE(pos != std::string::npos);
-  text.replace(pos, from.size(), to);
-  return text;
 }
 
 // Runs `load` on another thread; a FIFO that blocks it is opened for writing after 5 s

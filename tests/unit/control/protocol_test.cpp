@@ -10,7 +10,7 @@ using control::parse_request;
 namespace {
 
 std::string
-error_of(std::string_view line)
+protocol_error(std::string_view line)
 {
   auto r = parse_request(line);
   REQUIRE_MESSAGE(!r.has_value(), line);
@@ -42,11 +42,11 @@ TEST_SUITE("control::parse_request")
     REQUIRE(all.has_value());
     CHECK(all->all);
     CHECK_FALSE(all->wait);
-    CHECK(error_of(R"({"v":1,"cmd":"rotate"})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate"})") ==
           "rotate: expected slots (a non-empty array) or all: true");
-    CHECK(error_of(R"({"v":1,"cmd":"rotate","slots":[]})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate","slots":[]})") ==
           "rotate: expected slots (a non-empty array) or all: true");
-    CHECK(error_of(R"({"v":1,"cmd":"rotate","slots":["a"],"all":true})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate","slots":["a"],"all":true})") ==
           "rotate: expected slots or all, not both");
   }
 
@@ -67,49 +67,50 @@ TEST_SUITE("control::parse_request")
     REQUIRE(pr.has_value());
     CHECK(pr->cmd == Command::prune);
     CHECK(pr->wait);
-    CHECK(error_of(R"({"v":1,"cmd":"history","limit":0})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"history","limit":0})") ==
           "limit: expected an integer from 1 to 1000, found 0");
-    CHECK(error_of(R"({"v":1,"cmd":"history","limit":1001})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"history","limit":1001})") ==
           "limit: expected an integer from 1 to 1000, found 1001");
-    CHECK(error_of(R"({"v":1,"cmd":"history","limit":2.5})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"history","limit":2.5})") ==
           "limit: expected an integer from 1 to 1000, found a number");
-    CHECK(error_of(R"({"v":1,"cmd":"plan","count":101})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"plan","count":101})") ==
           "count: expected an integer from 1 to 100, found 101");
-    CHECK(error_of(R"({"v":1,"cmd":"plan","count":-99999999999999999999})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"plan","count":-99999999999999999999})") ==
           "count: expected an integer from 1 to 100, found a number");
   }
 
   TEST_CASE("a line that is not one JSON object is named as such")
   {
-    CHECK(error_of("") == "not JSON");
-    CHECK(error_of("status") == "not JSON");
-    CHECK(error_of(R"({"v":1,"cmd":"status"} {})") == "not JSON");
-    CHECK(error_of(R"({"v":1,"cmd":"status")") == "not JSON");
-    CHECK(error_of("[1]") == "expected a JSON object, found an array");
-    CHECK(error_of("42") == "expected a JSON object, found an integer");
+    CHECK(protocol_error("") == "not JSON");
+    CHECK(protocol_error("status") == "not JSON");
+    CHECK(protocol_error(R"({"v":1,"cmd":"status"} {})") == "not JSON");
+    CHECK(protocol_error(R"({"v":1,"cmd":"status")") == "not JSON");
+    CHECK(protocol_error("[1]") == "expected a JSON object, found an array");
+    CHECK(protocol_error("42") == "expected a JSON object, found an integer");
     // Invalid UTF-8 inside a string is not JSON.
-    CHECK(error_of("{\"v\":1,\"cmd\":\"st\xff\"}") == "not JSON");
+    CHECK(protocol_error("{\"v\":1,\"cmd\":\"st\xff\"}") == "not JSON");
   }
 
   TEST_CASE("the version is required and must be 1")
   {
-    CHECK(error_of(R"({"cmd":"status"})") == "missing v");
-    CHECK(error_of(R"({"v":2,"cmd":"status"})") == "unsupported v: 2");
-    CHECK(error_of(R"({"v":"1","cmd":"status"})") == "v: expected 1, found a string");
-    CHECK(error_of(R"({"v":1.0,"cmd":"status"})") == "v: expected 1, found a number");
+    CHECK(protocol_error(R"({"cmd":"status"})") == "missing v");
+    CHECK(protocol_error(R"({"v":2,"cmd":"status"})") == "unsupported v: 2");
+    CHECK(protocol_error(R"({"v":"1","cmd":"status"})") == "v: expected 1, found a string");
+    CHECK(protocol_error(R"({"v":1.0,"cmd":"status"})") == "v: expected 1, found a number");
   }
 
   TEST_CASE("unknown commands and fields are named")
   {
-    CHECK(error_of(R"({"v":1})") == "missing cmd");
-    CHECK(error_of(R"({"v":1,"cmd":7})") == "cmd: expected a string, found an integer");
-    CHECK(error_of(R"({"v":1,"cmd":"explode"})") == "unknown command: explode");
-    CHECK(error_of(R"({"v":1,"cmd":"status","wait":true})") == "unknown field: wait");
-    CHECK(error_of(R"({"v":1,"cmd":"rotate","all":true,"slot":"x"})") == "unknown field: slot");
-    CHECK(error_of(R"({"v":1,"cmd":"reload","force":1})") == "unknown field: force");
+    CHECK(protocol_error(R"({"v":1})") == "missing cmd");
+    CHECK(protocol_error(R"({"v":1,"cmd":7})") == "cmd: expected a string, found an integer");
+    CHECK(protocol_error(R"({"v":1,"cmd":"explode"})") == "unknown command: explode");
+    CHECK(protocol_error(R"({"v":1,"cmd":"status","wait":true})") == "unknown field: wait");
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate","all":true,"slot":"x"})") ==
+          "unknown field: slot");
+    CHECK(protocol_error(R"({"v":1,"cmd":"reload","force":1})") == "unknown field: force");
     // A long word is cut in the answer.
     const std::string long_cmd(1000, 'x');
-    const auto message = error_of(R"({"v":1,"cmd":")" + long_cmd + R"("})");
+    const auto message = protocol_error(R"({"v":1,"cmd":")" + long_cmd + R"("})");
     CHECK(message.size() < 100);
     CHECK(message.starts_with("unknown command: xxxx"));
   }
@@ -122,29 +123,29 @@ TEST_SUITE("control::parse_request")
     for (int i = 0; i < 30; ++i) {
       euros += "\xe2\x82\xac";
     }
-    const auto message = error_of(R"({"v":1,"cmd":")" + euros + R"("})");
+    const auto message = protocol_error(R"({"v":1,"cmd":")" + euros + R"("})");
     CHECK(message == "unknown command: " + euros.substr(0, 63) + "…");
-    const auto field = error_of(R"({"v":1,"cmd":"status",")" + euros + R"(":1})");
+    const auto field = protocol_error(R"({"v":1,"cmd":"status",")" + euros + R"(":1})");
     CHECK(field == "unknown field: " + euros.substr(0, 63) + "…");
     // A word of exactly 64 bytes is whole; 65 ASCII bytes are cut at 64.
     const std::string a64(64, 'a');
-    CHECK(error_of(R"({"v":1,"cmd":")" + a64 + R"("})") == "unknown command: " + a64);
-    CHECK(error_of(R"({"v":1,"cmd":")" + a64 + R"(b"})") == "unknown command: " + a64 + "…");
+    CHECK(protocol_error(R"({"v":1,"cmd":")" + a64 + R"("})") == "unknown command: " + a64);
+    CHECK(protocol_error(R"({"v":1,"cmd":")" + a64 + R"(b"})") == "unknown command: " + a64 + "…");
   }
 
   TEST_CASE("wrong types are named with the field")
   {
-    CHECK(error_of(R"({"v":1,"cmd":"rotate","slots":"svc-a"})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate","slots":"svc-a"})") ==
           "slots: expected an array of strings, found a string");
-    CHECK(error_of(R"({"v":1,"cmd":"rotate","slots":["a",3]})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate","slots":["a",3]})") ==
           "slots[1]: expected a non-empty string, found an integer");
-    CHECK(error_of(R"({"v":1,"cmd":"rotate","slots":[""]})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate","slots":[""]})") ==
           "slots[0]: expected a non-empty string, found an empty string");
-    CHECK(error_of(R"({"v":1,"cmd":"rotate","all":"yes"})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"rotate","all":"yes"})") ==
           "all: expected true or false, found a string");
-    CHECK(error_of(R"({"v":1,"cmd":"prune","wait":null})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"prune","wait":null})") ==
           "wait: expected true or false, found null");
-    CHECK(error_of(R"({"v":1,"cmd":"history","slot":{}})") ==
+    CHECK(protocol_error(R"({"v":1,"cmd":"history","slot":{}})") ==
           "slot: expected a non-empty string, found an object");
   }
 
@@ -153,7 +154,7 @@ TEST_SUITE("control::parse_request")
     std::string line = R"({"v":1,"cmd":"rotate","slots":[")";
     line += std::string(control::k_max_request, 'a');
     line += R"("]})";
-    CHECK(error_of(line) == "request over 65536 bytes");
+    CHECK(protocol_error(line) == "request over 65536 bytes");
     // Exactly 64 KiB is still a request.
     std::string fits = R"({"v":1,"cmd":"rotate","slots":[")";
     fits += std::string(control::k_max_request - fits.size() - 3, 'a') + R"("]})";

@@ -125,9 +125,9 @@ private:
 };
 
 // A server on its own io thread, as the daemon runs it; stopped and joined at the end.
-struct Rig
+struct ServerRig
 {
-  explicit Rig(control::ServerOptions options = {})
+  explicit ServerRig(control::ServerOptions options = {})
   {
     if (options.path.empty()) {
       options.path = dir.path + "/control.sock";
@@ -141,9 +141,9 @@ struct Rig
     server->start();
     thread = std::thread([this] { io.run(); });
   }
-  Rig(const Rig&) = delete;
-  Rig& operator=(const Rig&) = delete;
-  ~Rig()
+  ServerRig(const ServerRig&) = delete;
+  ServerRig& operator=(const ServerRig&) = delete;
+  ~ServerRig()
   {
     asio::co_spawn(io, server->stop(), asio::use_future).wait();
     guard.reset();
@@ -279,7 +279,7 @@ TEST_SUITE("control::Server")
 {
   TEST_CASE("a request is answered and the connection stays open after an error answer")
   {
-    Rig rig;
+    ServerRig rig;
     struct stat st
     {};
     REQUIRE(::stat(rig.path().c_str(), &st) == 0);
@@ -310,7 +310,7 @@ TEST_SUITE("control::Server")
 
   TEST_CASE("a line over 64 KiB is cut with an error answer and a close")
   {
-    Rig rig;
+    ServerRig rig;
     const int fd = connect_to(rig.path());
     REQUIRE(fd >= 0);
     std::thread writer([fd] { send_all(fd, std::string(1024 * 1024, 'x')); });
@@ -326,7 +326,7 @@ TEST_SUITE("control::Server")
   {
     control::ServerOptions options;
     options.read_deadline = 300ms;
-    Rig rig(options);
+    ServerRig rig(options);
     const auto start = Clock::now();
     const int silent = connect_to(rig.path());
     const int trickler = connect_to(rig.path());
@@ -358,7 +358,7 @@ TEST_SUITE("control::Server")
 
   TEST_CASE("50 silent peers and a 1 MiB line do not delay status")
   {
-    Rig rig;
+    ServerRig rig;
     std::vector<int> silent;
     for (int i = 0; i < 50; ++i) {
       const int fd = connect_to(rig.path());
@@ -390,7 +390,7 @@ TEST_SUITE("control::Server")
   {
     control::ServerOptions options;
     options.max_connections = 2;
-    Rig rig(options);
+    ServerRig rig(options);
     control::Request plan;
     plan.cmd = control::Command::plan;
     const std::string plan_line = control::format_request(plan);
@@ -434,7 +434,7 @@ TEST_SUITE("control::Server")
     control::ServerOptions options;
     options.path = path;
     LogCapture log;
-    Rig rig(options);
+    ServerRig rig(options);
     CHECK(log.contains("replaced the stale socket"));
     REQUIRE(control::call(path, status_request(), 2s).has_value());
 
@@ -473,7 +473,7 @@ TEST_SUITE("control::Server")
   {
     std::string path;
     {
-      Rig rig;
+      ServerRig rig;
       path = rig.path();
       CHECK(std::filesystem::exists(path));
     }
@@ -490,7 +490,7 @@ TEST_SUITE("control::Server")
     control::ServerOptions options;
     options.group = group.name;
     LogCapture log;
-    Rig rig(options);
+    ServerRig rig(options);
     struct stat st
     {};
     REQUIRE(::stat(rig.path().c_str(), &st) == 0);

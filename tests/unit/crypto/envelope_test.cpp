@@ -1,5 +1,6 @@
 #include "crypto/base64.hpp"
 #include "crypto/envelope.hpp"
+#include "support/text.hpp"
 
 #include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
@@ -10,13 +11,9 @@
 
 namespace {
 
-using Json = nlohmann::ordered_json;
+using test::as_bytes;
 
-std::span<const unsigned char>
-as_bytes(const char* s)
-{
-  return { reinterpret_cast<const unsigned char*>(s), std::strlen(s) };
-}
+using Json = nlohmann::ordered_json;
 
 crypto::Envelope
 info()

@@ -1,4 +1,5 @@
 #include "crypto/sealed_box.hpp"
+#include "support/text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -6,11 +7,7 @@
 
 namespace {
 
-std::span<const unsigned char>
-as_bytes(const char* s)
-{
-  return { reinterpret_cast<const unsigned char*>(s), std::strlen(s) };
-}
+using test::as_bytes;
 
 } // namespace
 

@@ -1,4 +1,5 @@
 #include "crypto/secret_bytes.hpp"
+#include "support/text.hpp"
 #include "util/log.hpp"
 
 #include <doctest/doctest.h>
@@ -14,6 +15,8 @@
 #include <vector>
 
 namespace {
+
+using test::as_bytes;
 
 // ASan replaces mlock/munlock with interceptors that do nothing and answer 0, so under
 // ASan neither VmLck nor a lock failure can be observed; the release build tests both.
@@ -40,12 +43,6 @@ vm_lck_kb()
     }
   }
   return -1;
-}
-
-std::span<const unsigned char>
-as_bytes(const char* s)
-{
-  return { reinterpret_cast<const unsigned char*>(s), std::strlen(s) };
 }
 
 } // namespace

@@ -42,7 +42,7 @@ http_url(const TestServer& s)
 // Runs `body` as a coroutine on `ioc` until it finishes; rethrows what it threw.
 template<typename F>
 void
-run(asio::io_context& ioc, F body)
+run_client(asio::io_context& ioc, F body)
 {
   std::exception_ptr error;
   asio::co_spawn(ioc, body(), [&](std::exception_ptr e) {
@@ -73,7 +73,7 @@ net::Result<net::Response>
 one(asio::io_context& ioc, net::Client& client, net::Request r)
 {
   std::optional<net::Result<net::Response>> out;
-  run(ioc, [&]() -> asio::awaitable<void> { out = co_await client.request(r); });
+  run_client(ioc, [&]() -> asio::awaitable<void> { out = co_await client.request(r); });
   REQUIRE(out.has_value());
   return std::move(*out);
 }
@@ -90,7 +90,7 @@ TEST_SUITE("net::Client")
     });
     auto client = make_client(ioc, options_for(http_url(server)));
     std::vector<std::string> bodies;
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_client(ioc, [&]() -> asio::awaitable<void> {
       for (int i = 0; i < 2; ++i) {
         auto r = co_await client->request(net::Request::get("whoAmI/api/json"));
         REQUIRE(r.has_value());
@@ -415,7 +415,7 @@ TEST_SUITE("net::Client")
         },
         asio::detached);
     }
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_client(ioc, [&]() -> asio::awaitable<void> {
       asio::steady_timer t(ioc);
       while (done < 6) {
         t.expires_after(10ms);
@@ -451,7 +451,7 @@ TEST_SUITE("net::Client")
         },
         asio::detached);
     }
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_client(ioc, [&]() -> asio::awaitable<void> {
       asio::steady_timer t(ioc);
       while (done < 8) {
         t.expires_after(10ms);

@@ -91,7 +91,7 @@ dechunk(std::string_view body)
 
 template<typename F>
 void
-run(asio::io_context& ioc, F body)
+run_server(asio::io_context& ioc, F body)
 {
   std::exception_ptr failure;
   bool done = false;
@@ -149,7 +149,7 @@ TEST_SUITE("net::MetricsServer")
     asio::io_context ioc;
     Pieces pieces;
     auto server = net::MetricsServer::start(ioc.get_executor(), loopback(), pieces.begin()).value();
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_server(ioc, [&]() -> asio::awaitable<void> {
       auto r = co_await exchange(server->port(), "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
       CHECK(r.closed);
       auto head_end = r.answer.find("\r\n\r\n");
@@ -173,7 +173,7 @@ TEST_SUITE("net::MetricsServer")
     asio::io_context ioc;
     Pieces pieces;
     auto server = net::MetricsServer::start(ioc.get_executor(), loopback(), pieces.begin()).value();
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_server(ioc, [&]() -> asio::awaitable<void> {
       for (std::string req :
            { "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "GET /metrics/x HTTP/1.1\r\nHost: x\r\n\r\n",
              "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
@@ -193,7 +193,7 @@ TEST_SUITE("net::MetricsServer")
     Pieces pieces;
     auto server =
       net::MetricsServer::start(ioc.get_executor(), loopback(300ms), pieces.begin()).value();
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_server(ioc, [&]() -> asio::awaitable<void> {
       auto ex = co_await asio::this_coro::executor;
       // The slow one sends half a request line and waits.
       Exchange slow;
@@ -226,7 +226,7 @@ TEST_SUITE("net::MetricsServer")
     asio::io_context ioc;
     Pieces pieces;
     auto server = net::MetricsServer::start(ioc.get_executor(), loopback(), pieces.begin()).value();
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_server(ioc, [&]() -> asio::awaitable<void> {
       std::string req =
         "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(9000, 'a') + "\r\n\r\n";
       auto r = co_await exchange(server->port(), req);
@@ -253,7 +253,7 @@ TEST_SUITE("net::MetricsServer")
     auto options = loopback();
     options.write_timeout = 300ms;
     auto server = net::MetricsServer::start(ioc.get_executor(), options, begin).value();
-    run(ioc, [&]() -> asio::awaitable<void> {
+    run_server(ioc, [&]() -> asio::awaitable<void> {
       auto ex = co_await asio::this_coro::executor;
       tcp::socket stalled(ex);
       co_await stalled.async_connect({ asio::ip::make_address("127.0.0.1"), server->port() },

@@ -6,6 +6,7 @@
 #include "schedule/schedule.hpp"
 #include "schedule/zone.hpp"
 #include "service/pass_queue.hpp"
+#include "support/text.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/core.h>
@@ -29,22 +30,8 @@ using rotation_test::RigOptions;
 
 namespace {
 
-bool
-any_contains(const std::vector<std::string>& lines, std::string_view text)
-{
-  return std::any_of(lines.begin(), lines.end(),
-                     [&](const std::string& l) { return l.find(text) != std::string::npos; });
-}
-
-std::string
-joined(const std::vector<std::string>& lines)
-{
-  std::string out;
-  for (const auto& l : lines) {
-    out += l + "\n";
-  }
-  return out;
-}
+using test::any_contains;
+using test::joined;
 
 // The name our key gives seq `seq` of ci/`user`: what this database's engine would mint.
 std::string

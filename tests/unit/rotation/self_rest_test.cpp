@@ -1,6 +1,7 @@
 // auth: self (docs/self-rotation.md) in the engine: REST as each user against FakeJenkins,
 // real files, a hand-driven clock. No script call is ever made for a self controller.
 #include "rotation/engine_rig.hpp"
+#include "support/text.hpp"
 
 #include <doctest/doctest.h>
 #include <fmt/core.h>
@@ -23,22 +24,8 @@ using rotation_test::Rig;
 
 namespace {
 
-std::string
-joined(const std::vector<std::string>& lines)
-{
-  std::string out;
-  for (const auto& l : lines) {
-    out += l + "\n";
-  }
-  return out;
-}
-
-bool
-any_contains(const std::vector<std::string>& lines, std::string_view text)
-{
-  return std::any_of(lines.begin(), lines.end(),
-                     [&](const std::string& l) { return l.find(text) != std::string::npos; });
-}
+using test::any_contains;
+using test::joined;
 
 // Every file under `dir` (state database, WAL, key, sinks) searched for `secret`.
 bool

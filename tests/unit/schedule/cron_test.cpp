@@ -11,7 +11,7 @@ using schedule::Cron;
 namespace {
 
 std::string
-error_of(const char* text)
+cron_error(const char* text)
 {
   const auto c = Cron::parse(text);
   REQUIRE_FALSE(c.has_value());
@@ -103,34 +103,34 @@ TEST_SUITE("schedule::Cron")
 
   TEST_CASE("errors name the field and the value")
   {
-    CHECK(error_of("0 3 * *") ==
+    CHECK(cron_error("0 3 * *") ==
           "expected a 5-field cron line or 'every <duration>', found \"0 3 * *\" (4 fields)");
-    CHECK(error_of("") ==
+    CHECK(cron_error("") ==
           "expected a 5-field cron line or 'every <duration>', found \"\" (0 fields)");
-    CHECK(error_of("60 * * * *") ==
+    CHECK(cron_error("60 * * * *") ==
           "expected a minute 0-59 in field 1 of the cron line, found \"60\"");
-    CHECK(error_of("0 24 * * *") ==
+    CHECK(cron_error("0 24 * * *") ==
           "expected an hour 0-23 in field 2 of the cron line, found \"24\"");
-    CHECK(error_of("0 0 0 * *") ==
+    CHECK(cron_error("0 0 0 * *") ==
           "expected a day of the month 1-31 in field 3 of the cron line, found \"0\"");
-    CHECK(error_of("0 0 * foo *") ==
+    CHECK(cron_error("0 0 * foo *") ==
           "expected a month 1-12 or jan-dec in field 4 of the cron line, found \"foo\"");
-    CHECK(error_of("0 0 * * 8") ==
+    CHECK(cron_error("0 0 * * 8") ==
           "expected a weekday 0-7 or sun-sat in field 5 of the cron line, found \"8\"");
-    CHECK(error_of("1,,2 * * * *") ==
+    CHECK(cron_error("1,,2 * * * *") ==
           "expected a minute 0-59 in field 1 of the cron line, found \"1,,2\"");
-    CHECK(error_of("*/0 * * * *") ==
+    CHECK(cron_error("*/0 * * * *") ==
           "expected a step of at least 1 in field 1 of the cron line, found \"*/0\"");
-    CHECK(error_of("5/15 * * * *") == "expected a range or '*' before '/' (such as 5-59/15) in "
-                                      "field 1 of the cron line, found \"5/15\"");
-    CHECK(error_of("0 0 10-5 * *") ==
+    CHECK(cron_error("5/15 * * * *") == "expected a range or '*' before '/' (such as 5-59/15) in "
+                                        "field 1 of the cron line, found \"5/15\"");
+    CHECK(cron_error("0 0 10-5 * *") ==
           "expected a range low-high with low <= high in field 3 of the cron line, found \"10-5\"");
-    CHECK(error_of("0 0 * * sat-sun") == "expected a range low-high with low <= high in field 5 "
-                                         "of the cron line, found \"sat-sun\"");
-    CHECK(error_of("0 0 30 2 *") ==
+    CHECK(cron_error("0 0 * * sat-sun") == "expected a range low-high with low <= high in field 5 "
+                                           "of the cron line, found \"sat-sun\"");
+    CHECK(cron_error("0 0 30 2 *") ==
           "expected a cron line that matches some date, found \"0 0 30 2 *\", which never runs");
-    CHECK(error_of("0 0 31 apr,jun *") == "expected a cron line that matches some date, found "
-                                          "\"0 0 31 apr,jun *\", which never runs");
+    CHECK(cron_error("0 0 31 apr,jun *") == "expected a cron line that matches some date, found "
+                                            "\"0 0 31 apr,jun *\", which never runs");
   }
 
   TEST_CASE("a step wider than its range is refused: it names only the first value")
@@ -138,25 +138,25 @@ TEST_SUITE("schedule::Cron")
     // The fuzzer's findings (tests/fuzz/corpus/schedule/finding-*): each was accepted, and a
     // '*'-based single day such as "*/8" (Sunday only, yet '*' for the day rule) made the
     // line run once and then never within the search.
-    CHECK(error_of("1\t1  5\t1 */8") ==
+    CHECK(cron_error("1\t1  5\t1 */8") ==
           "expected a step of at most 6 in field 5 of the cron line (a larger step names only 0: "
           "write that alone), found \"*/8\"");
-    CHECK(error_of("1  2 */56 2 1 ") ==
+    CHECK(cron_error("1  2 */56 2 1 ") ==
           "expected a step of at most 30 in field 3 of the cron line (a larger step names only "
           "1: write that alone), found \"*/56\"");
-    CHECK(error_of("*/512   */56  */56 6 1 ") ==
+    CHECK(cron_error("*/512   */56  */56 6 1 ") ==
           "expected a step of at most 59 in field 1 of the cron line (a larger step names only "
           "0: write that alone), found \"*/512\"");
-    CHECK(error_of("5 7 2 2 */7") ==
+    CHECK(cron_error("5 7 2 2 */7") ==
           "expected a step of at most 6 in field 5 of the cron line (a larger step names only 0: "
           "write that alone), found \"*/7\"");
-    CHECK(error_of("1,1 01 2 6  */7 ") ==
+    CHECK(cron_error("1,1 01 2 6  */7 ") ==
           "expected a step of at most 6 in field 5 of the cron line (a larger step names only 0: "
           "write that alone), found \"*/7\"");
-    CHECK(error_of("0 10-12/3 * * *") ==
+    CHECK(cron_error("0 10-12/3 * * *") ==
           "expected a step of at most 2 in field 2 of the cron line (a larger step names only "
           "10: write that alone), found \"10-12/3\"");
-    CHECK(error_of("0 0 * 1-12/12 *") ==
+    CHECK(cron_error("0 0 * 1-12/12 *") ==
           "expected a step of at most 11 in field 4 of the cron line (a larger step names only "
           "1: write that alone), found \"1-12/12\"");
     // The widest steps that still name two values, and a step of 1 over a single value.

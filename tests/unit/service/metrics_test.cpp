@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 #include "service/metrics.hpp"
+#include "service/time_support.hpp"
 #include "state/store.hpp"
 #include "state/support.hpp"
 
@@ -18,13 +19,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-using service::Time;
+using test::at;
 
-Time
-at(std::int64_t s)
-{
-  return Time{ std::chrono::seconds{ s } };
-}
+using service::Time;
 
 std::shared_ptr<config::Config>
 config_with(const std::vector<std::pair<std::string, std::string>>& slots)

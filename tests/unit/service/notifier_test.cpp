@@ -21,7 +21,7 @@ namespace {
 
 using service::Time;
 
-struct Rig
+struct NotifierRig
 {
   sinks::test::TempDir dir;
   boost::asio::io_context ioc;
@@ -112,7 +112,7 @@ TEST_SUITE("service::Notifier")
 {
   TEST_CASE("three failed passes send one failure event, and the next commit one recovery")
   {
-    Rig rig;
+    NotifierRig rig;
     auto n = rig.make();
     n->configure(one_slot_config());
     for (int i = 0; i < 3; ++i) {
@@ -147,7 +147,7 @@ TEST_SUITE("service::Notifier")
 
   TEST_CASE("a stopped pass is no failure; a controller error is, once per streak")
   {
-    Rig rig;
+    NotifierRig rig;
     auto n = rig.make();
     n->configure(one_slot_config());
     n->on_slot(report(rotation::SlotResult::error, rotation::FailureKind::stopped));
@@ -163,7 +163,7 @@ TEST_SUITE("service::Notifier")
 
   TEST_CASE("a stale database is told once per streak, a rejected reload each time")
   {
-    Rig rig;
+    NotifierRig rig;
     auto n = rig.make();
     n->on_controller("ci", true, true);
     n->on_controller("ci", true, true);
@@ -185,7 +185,7 @@ TEST_SUITE("service::Notifier")
 
   TEST_CASE("a current token within its failure budget is told once")
   {
-    Rig rig;
+    NotifierRig rig;
     state_test::TempDir sdir;
     auto store = state::Store::open(sdir.path(),
                                     [](std::string_view, std::string_view,

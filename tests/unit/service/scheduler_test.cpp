@@ -1,5 +1,6 @@
 #include "schedule/jitter.hpp"
 #include "service/scheduler.hpp"
+#include "service/time_support.hpp"
 
 #include <doctest/doctest.h>
 
@@ -10,11 +11,7 @@ using service::Time;
 
 namespace {
 
-Time
-at(long long s)
-{
-  return Time(std::chrono::seconds(s));
-}
+using test::at;
 
 } // namespace
 

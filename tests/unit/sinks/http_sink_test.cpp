@@ -18,7 +18,7 @@ constexpr const char* k_uuid = "0b5c9a7e-6f1d-4c3e-9a51-2f8e7d6c5b4a";
 
 // An https sink pointed at `server`, trusting `ca` through ca_file.
 config::Sink
-https_config(const test::TempDir& dir, const TestServer& server, const Certificate& ca,
+https_config(const sinks::test::TempDir& dir, const TestServer& server, const Certificate& ca,
              const std::string& host = "127.0.0.1")
 {
   config::Sink c;
@@ -26,7 +26,7 @@ https_config(const test::TempDir& dir, const TestServer& server, const Certifica
   c.recipients = { "deploy" };
   c.url = fmt::format("https://{}:{}/v1/jenkins/svc-deploy?env=prod", host, server.port());
   c.ca_file = dir / "ca.pem";
-  test::write_file(c.ca_file, ca.cert_pem);
+  sinks::test::write_file(c.ca_file, ca.cert_pem);
   c.timeout = std::chrono::seconds(2);
   return c;
 }
@@ -60,7 +60,7 @@ deliver(boost::asio::io_context& ioc, Sink& sink, const Delivery& d)
 Delivery
 delivery()
 {
-  auto d = test::sample_delivery(R"({"format":"jenkins-token-rotator/v1","sealed":[]})");
+  auto d = sinks::test::sample_delivery(R"({"format":"jenkins-token-rotator/v1","sealed":[]})");
   d.token_uuid = k_uuid;
   return d;
 }
@@ -71,7 +71,7 @@ TEST_SUITE("sinks::HttpSink")
 {
   TEST_CASE("a 2xx is ok; the server gets the envelope, the Idempotency-Key and the headers")
   {
-    test::TempDir dir;
+    sinks::test::TempDir dir;
     boost::asio::io_context ioc;
     const auto cert = test_net::make_certificate("IP:127.0.0.1");
     TestServer server(
@@ -111,7 +111,7 @@ TEST_SUITE("sinks::HttpSink")
 
   TEST_CASE("5xx, 408 and 429 are retryable; 400, 404 and other 4xx are rejected; one try each")
   {
-    test::TempDir dir;
+    sinks::test::TempDir dir;
     boost::asio::io_context ioc;
     const auto cert = test_net::make_certificate("IP:127.0.0.1");
     int status = 0;
@@ -142,7 +142,7 @@ TEST_SUITE("sinks::HttpSink")
 
   TEST_CASE("a redirect is rejected and names the Location, which is not followed")
   {
-    test::TempDir dir;
+    sinks::test::TempDir dir;
     boost::asio::io_context ioc;
     const auto cert = test_net::make_certificate("IP:127.0.0.1");
     TestServer server(
@@ -160,7 +160,7 @@ TEST_SUITE("sinks::HttpSink")
 
   TEST_CASE("a server that never answers is retryable after the timeout")
   {
-    test::TempDir dir;
+    sinks::test::TempDir dir;
     boost::asio::io_context ioc;
     const auto cert = test_net::make_certificate("IP:127.0.0.1");
     TestServer server(
@@ -202,7 +202,7 @@ TEST_SUITE("sinks::HttpSink")
 
   TEST_CASE("TLS fails closed: an untrusted certificate or one for another host is rejected")
   {
-    test::TempDir dir;
+    sinks::test::TempDir dir;
     boost::asio::io_context ioc;
     const auto cert = test_net::make_certificate("IP:127.0.0.1");
     const auto other = test_net::make_certificate("IP:127.0.0.1");
