@@ -1,5 +1,6 @@
 // auth: self in the config (docs/self-rotation.md): no admin credential, prune: all,
 // bootstrap_token_file only where it means something, state_key checked as a secret.
+#include "config/config_dir.hpp"
 #include "config/loader.hpp"
 #include "support/text.hpp"
 
@@ -16,40 +17,7 @@ using test::replace;
 
 namespace fs = std::filesystem;
 
-class Dir
-{
-public:
-  Dir()
-  {
-    std::string tmpl = (fs::temp_directory_path() / "jtr-selfauth-XXXXXX").string();
-    m_dir = ::mkdtemp(tmpl.data());
-    ::chmod(m_dir.c_str(), 0755);
-    write("admin-token", "11000000000000000000000000000000ff\n", 0600);
-    write("boot", "11000000000000000000000000000000aa\n", 0600);
-    write("loose-boot", "11000000000000000000000000000000aa\n", 0644);
-    write("deploy.pub", "Ad3bk53WyWOuOQdFNUPA4chEbyYswQhGS2ZvdIv5Dwg=\n", 0644);
-  }
-  ~Dir() { fs::remove_all(m_dir); }
-  Dir(const Dir&) = delete;
-  Dir& operator=(const Dir&) = delete;
-
-  void write(const std::string& name, const std::string& content, mode_t mode) const
-  {
-    const auto p = m_dir + "/" + name;
-    std::ofstream(p, std::ios::binary) << content;
-    ::chmod(p.c_str(), mode);
-  }
-  std::string sub(std::string text) const
-  {
-    for (auto pos = text.find("@DIR@"); pos != std::string::npos; pos = text.find("@DIR@")) {
-      text.replace(pos, 5, m_dir);
-    }
-    return text;
-  }
-
-private:
-  std::string m_dir;
-};
+using test::ConfigDir;
 
 // An admin controller and a self controller, each with one user.
 const char* const k_mixed = R"(state_dir: /var/lib/jtr
@@ -75,7 +43,7 @@ users:
 )";
 
 std::string
-errors_of(const Dir& d, const std::string& yaml)
+errors_of(const ConfigDir& d, const std::string& yaml)
 {
   auto r = config::load_from_string(d.sub(yaml), "c.yaml");
   return r ? std::string() : r.error().message;
@@ -87,7 +55,7 @@ TEST_SUITE("config auth: self")
 {
   TEST_CASE("a mixed config loads: an admin controller beside a self one without admin keys")
   {
-    Dir d;
+    ConfigDir d;
     auto c = config::load_from_string(d.sub(k_mixed), "c.yaml");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     REQUIRE(c->controllers.size() == 2);
@@ -101,7 +69,7 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("a self controller that names an admin credential is refused")
   {
-    Dir d;
+    ConfigDir d;
     const auto e = errors_of(
       d, replace(k_mixed, "    auth: self\n", "    auth: self\n    admin_user: token-rotator\n"));
     CHECK(e.find("c.yaml:") != std::string::npos);
@@ -111,14 +79,14 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("an admin controller still needs its admin keys")
   {
-    Dir d;
+    ConfigDir d;
     const auto e = errors_of(d, replace(k_mixed, "    admin_token_file: @DIR@/admin-token\n", ""));
     CHECK(e.find("expected key admin_token_file, found none (or auth: self") != std::string::npos);
   }
 
   TEST_CASE("a self user without prune: all is refused, saying why")
   {
-    Dir d;
+    ConfigDir d;
     const auto e = errors_of(d, replace(k_mixed, "    prune: all\n", ""));
     CHECK(e.find("users[1].prune: expected prune: all for a user of controller \"lean\" (auth: "
                  "self)") != std::string::npos);
@@ -127,7 +95,7 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("bootstrap_token_file on an admin controller's user is refused")
   {
-    Dir d;
+    ConfigDir d;
     const auto e =
       errors_of(d, replace(k_mixed, "    controller: ci\n",
                            "    controller: ci\n    bootstrap_token_file: @DIR@/boot\n"));
@@ -137,7 +105,7 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("a bootstrap token file readable by others is refused like any secret file")
   {
-    Dir d;
+    ConfigDir d;
     const auto e = errors_of(d, replace(k_mixed, "@DIR@/boot", "@DIR@/loose-boot"));
     CHECK(e.find("users[1].bootstrap_token_file") != std::string::npos);
     CHECK(e.find("loose-boot") != std::string::npos);
@@ -145,14 +113,14 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("auth takes admin or self only")
   {
-    Dir d;
+    ConfigDir d;
     const auto e = errors_of(d, replace(k_mixed, "auth: self", "auth: rest"));
     CHECK(e.find("controllers[1].auth") != std::string::npos);
   }
 
   TEST_CASE("state_key must be a secret file")
   {
-    Dir d;
+    ConfigDir d;
     CHECK(errors_of(d, std::string("state_key: @DIR@/boot\n") + k_mixed).empty());
     CHECK(errors_of(d, std::string("state_key: @DIR@/loose-boot\n") + k_mixed).find("state_key") !=
           std::string::npos);
