@@ -1,6 +1,6 @@
 // admin_token_rotation in the config (docs/admin-token-rotation.md): the schedule keys users
 // have, store: state|file, and the checks of store: file against admin_token_file.
-#include "config/config_dir.hpp"
+#include "config/config_files.hpp"
 #include "config/loader.hpp"
 
 #include <doctest/doctest.h>
@@ -15,7 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-using test::ConfigDir;
+using test::ConfigFiles;
 
 // ROTATION is replaced by the controller's admin_token_rotation line (line 7).
 const char* const k_config = R"(state_dir: /var/lib/jtr
@@ -42,13 +42,13 @@ with(const std::string& rotation)
 }
 
 util::Result<config::Config>
-load(const ConfigDir& d, const std::string& rotation)
+load(const ConfigFiles& d, const std::string& rotation)
 {
   return config::load_from_string(d.sub(with(rotation)), "c.yaml");
 }
 
 std::string
-rotation_errors(const ConfigDir& d, const std::string& rotation)
+rotation_errors(const ConfigFiles& d, const std::string& rotation)
 {
   auto r = load(d, rotation);
   return r ? std::string() : r.error().message;
@@ -60,7 +60,7 @@ TEST_SUITE("config admin_token_rotation")
 {
   TEST_CASE("without the key the admin token is not rotated")
   {
-    ConfigDir d;
+    ConfigFiles d;
     auto c = load(d, "timeout: 30s");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     CHECK(c->controllers[0].admin_token_rotation == nullptr);
@@ -68,7 +68,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("an empty mapping takes the defaults: monthly, 1h grace, state, rotator-admin-")
   {
-    ConfigDir d;
+    ConfigFiles d;
     auto c = load(d, "admin_token_rotation: {}");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     const auto& a = c->controllers[0].admin_token_rotation;
@@ -83,7 +83,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("the schedule keys users have are read, cron included")
   {
-    ConfigDir d;
+    ConfigFiles d;
     auto c = load(
       d,
       R"(admin_token_rotation: {schedule: "0 4 * * 1", timezone: Europe/Paris, jitter: 5m, grace: 2h, lifetime: 20d, failure_budget: 1d, token_prefix: jtr-adm-, store: file})");
@@ -100,7 +100,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("unknown keys, bad values and the lifetime rule name file:line:col and the key path")
   {
-    ConfigDir d;
+    ConfigFiles d;
     auto e = rotation_errors(d, "admin_token_rotation: {prune: all}");
     CHECK(e.find("c.yaml:7:") != std::string::npos);
     CHECK(e.find("controllers[0].admin_token_rotation") != std::string::npos);
@@ -124,7 +124,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("store: file refuses a token file that is not 0600 or cannot be replaced")
   {
-    ConfigDir d;
+    ConfigFiles d;
     CHECK(rotation_errors(d, "admin_token_rotation: {store: file}").empty());
 
     ::chmod(d.path("admin-token").c_str(), 0400);
@@ -148,7 +148,7 @@ TEST_SUITE("config admin_token_rotation")
 
   TEST_CASE("a self controller has no admin token to rotate")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const std::string text = R"(controllers:
   - name: lean
     url: https://lean.example.com/

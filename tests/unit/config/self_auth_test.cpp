@@ -1,6 +1,6 @@
 // auth: self in the config (docs/self-rotation.md): no admin credential, prune: all,
 // bootstrap_token_file only where it means something, state_key checked as a secret.
-#include "config/config_dir.hpp"
+#include "config/config_files.hpp"
 #include "config/loader.hpp"
 #include "support/text.hpp"
 
@@ -17,7 +17,7 @@ using test::replace;
 
 namespace fs = std::filesystem;
 
-using test::ConfigDir;
+using test::ConfigFiles;
 
 // An admin controller and a self controller, each with one user.
 const char* const k_mixed = R"(state_dir: /var/lib/jtr
@@ -43,7 +43,7 @@ users:
 )";
 
 std::string
-errors_of(const ConfigDir& d, const std::string& yaml)
+errors_of(const ConfigFiles& d, const std::string& yaml)
 {
   auto r = config::load_from_string(d.sub(yaml), "c.yaml");
   return r ? std::string() : r.error().message;
@@ -55,7 +55,7 @@ TEST_SUITE("config auth: self")
 {
   TEST_CASE("a mixed config loads: an admin controller beside a self one without admin keys")
   {
-    ConfigDir d;
+    ConfigFiles d;
     auto c = config::load_from_string(d.sub(k_mixed), "c.yaml");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     REQUIRE(c->controllers.size() == 2);
@@ -69,7 +69,7 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("a self controller that names an admin credential is refused")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = errors_of(
       d, replace(k_mixed, "    auth: self\n", "    auth: self\n    admin_user: token-rotator\n"));
     CHECK(e.find("c.yaml:") != std::string::npos);
@@ -79,14 +79,14 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("an admin controller still needs its admin keys")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = errors_of(d, replace(k_mixed, "    admin_token_file: @DIR@/admin-token\n", ""));
     CHECK(e.find("expected key admin_token_file, found none (or auth: self") != std::string::npos);
   }
 
   TEST_CASE("a self user without prune: all is refused, saying why")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = errors_of(d, replace(k_mixed, "    prune: all\n", ""));
     CHECK(e.find("users[1].prune: expected prune: all for a user of controller \"lean\" (auth: "
                  "self)") != std::string::npos);
@@ -95,7 +95,7 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("bootstrap_token_file on an admin controller's user is refused")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e =
       errors_of(d, replace(k_mixed, "    controller: ci\n",
                            "    controller: ci\n    bootstrap_token_file: @DIR@/boot\n"));
@@ -105,7 +105,7 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("a bootstrap token file readable by others is refused like any secret file")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = errors_of(d, replace(k_mixed, "@DIR@/boot", "@DIR@/loose-boot"));
     CHECK(e.find("users[1].bootstrap_token_file") != std::string::npos);
     CHECK(e.find("loose-boot") != std::string::npos);
@@ -113,14 +113,14 @@ TEST_SUITE("config auth: self")
 
   TEST_CASE("auth takes admin or self only")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = errors_of(d, replace(k_mixed, "auth: self", "auth: rest"));
     CHECK(e.find("controllers[1].auth") != std::string::npos);
   }
 
   TEST_CASE("state_key must be a secret file")
   {
-    ConfigDir d;
+    ConfigFiles d;
     CHECK(errors_of(d, std::string("state_key: @DIR@/boot\n") + k_mixed).empty());
     CHECK(errors_of(d, std::string("state_key: @DIR@/loose-boot\n") + k_mixed).find("state_key") !=
           std::string::npos);

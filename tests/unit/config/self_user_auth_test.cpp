@@ -1,6 +1,6 @@
 // auth: self per user (docs/self-rotation.md): a user of an admin controller may rotate
 // itself over REST; a user of a self controller cannot ask for the admin path.
-#include "config/config_dir.hpp"
+#include "config/config_files.hpp"
 #include "config/loader.hpp"
 #include "support/text.hpp"
 
@@ -17,7 +17,7 @@ using test::replace;
 
 namespace fs = std::filesystem;
 
-using test::ConfigDir;
+using test::ConfigFiles;
 
 // An admin controller with a script-path user and a self user, and a self controller.
 const char* const k_user_auth_config = R"(state_dir: /var/lib/jtr
@@ -48,7 +48,7 @@ users:
 )";
 
 std::string
-user_auth_errors(const ConfigDir& d, const std::string& yaml)
+user_auth_errors(const ConfigFiles& d, const std::string& yaml)
 {
   auto r = config::load_from_string(d.sub(yaml), "c.yaml");
   return r ? std::string() : r.error().message;
@@ -60,7 +60,7 @@ TEST_SUITE("config auth: self per user")
 {
   TEST_CASE("a user of an admin controller may say auth: self; others take their controller's")
   {
-    ConfigDir d;
+    ConfigFiles d;
     auto c = config::load_from_string(d.sub(k_user_auth_config), "c.yaml");
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     REQUIRE(c->users.size() == 3);
@@ -73,7 +73,7 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("auth: self on a self controller's user is allowed (it is the default there)")
   {
-    ConfigDir d;
+    ConfigFiles d;
     CHECK(user_auth_errors(d, replace(k_user_auth_config, "    controller: lean\n",
                                       "    controller: lean\n    auth: self\n"))
             .empty());
@@ -81,7 +81,7 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("auth: admin on a self controller's user is refused, naming the key path and why")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = user_auth_errors(d, replace(k_user_auth_config, "    controller: lean\n",
                                                "    controller: lean\n    auth: admin\n"));
     CHECK(e.find("c.yaml:") != std::string::npos);
@@ -92,7 +92,7 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("a self user of an admin controller needs prune: all")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = user_auth_errors(
       d, replace(k_user_auth_config, "    auth: self\n    prune: all\n", "    auth: self\n"));
     CHECK(e.find("users[1].prune: expected prune: all for a user with auth: self") !=
@@ -102,7 +102,7 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("bootstrap_token_file on a script-path user of an admin controller is refused")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = user_auth_errors(d, replace(k_user_auth_config, "    controller: ci\n    sinks",
                                                "    controller: ci\n    bootstrap_token_file: "
                                                "@DIR@/boot\n    sinks"));
@@ -112,7 +112,7 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("auth: on a user takes admin or self only")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = user_auth_errors(
       d, replace(k_user_auth_config, "    auth: self\n    prune", "    auth: rest\n    prune"));
     CHECK(e.find("users[1].auth") != std::string::npos);
@@ -120,7 +120,7 @@ TEST_SUITE("config auth: self per user")
 
   TEST_CASE("auth is not a defaults: key")
   {
-    ConfigDir d;
+    ConfigFiles d;
     const auto e = user_auth_errors(
       d, replace(k_user_auth_config, "recipients:", "defaults: {auth: self}\nrecipients:"));
     CHECK(e.find("defaults.auth") != std::string::npos);

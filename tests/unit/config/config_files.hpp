@@ -12,10 +12,10 @@ namespace test {
 // A fresh directory with the files the config tests' YAML names through @DIR@: an
 // admin token and a bootstrap token (0600), a bootstrap token others may read
 // (loose-boot, 0644) and a recipient key. Removed with everything in it at scope exit.
-class ConfigDir
+class ConfigFiles
 {
 public:
-  ConfigDir()
+  ConfigFiles()
   {
     std::string tmpl = (std::filesystem::temp_directory_path() / "jtr-config-XXXXXX").string();
     if (::mkdtemp(tmpl.data()) == nullptr) {
@@ -28,13 +28,13 @@ public:
     write("loose-boot", "11000000000000000000000000000000aa\n", 0644);
     write("deploy.pub", "Ad3bk53WyWOuOQdFNUPA4chEbyYswQhGS2ZvdIv5Dwg=\n", 0644);
   }
-  ~ConfigDir()
+  ~ConfigFiles()
   {
     std::error_code ec;
     std::filesystem::remove_all(m_dir, ec);
   }
-  ConfigDir(const ConfigDir&) = delete;
-  ConfigDir& operator=(const ConfigDir&) = delete;
+  ConfigFiles(const ConfigFiles&) = delete;
+  ConfigFiles& operator=(const ConfigFiles&) = delete;
 
   void write(const std::string& name, const std::string& content, mode_t mode = 0600) const
   {
