@@ -13,8 +13,6 @@
 
 namespace {
 
-namespace fs = std::filesystem;
-
 using test::ConfigFiles;
 
 // ROTATION is replaced by the controller's admin_token_rotation line (line 7).

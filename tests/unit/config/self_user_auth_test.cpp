@@ -6,16 +6,11 @@
 
 #include <doctest/doctest.h>
 
-#include <filesystem>
-#include <fstream>
 #include <string>
-#include <sys/stat.h>
 
 namespace {
 
 using test::replace;
-
-namespace fs = std::filesystem;
 
 using test::ConfigFiles;
 
