@@ -101,22 +101,23 @@ class Rig:
         # deliveries against the emulator's revocations.
         log_line = 'echo "$(date +%%s.%%N) $JTR_USER $JTR_TOKEN_NAME $JTR_TOKEN_UUID %s" >> ' + \
             self.hook_log + "\n"
+        # A hook installs only an envelope that parses whole, as a careful consumer does
+        # (yaml(5), exec sinks): a daemon killed before or while it writes leaves the
+        # hook's stdin short, and that must not replace the token the sink held.
+        install = ("cat > {out}/$JTR_USER.exec.json.tmp\n"
+                   "/usr/bin/python3 -c 'import json, sys; json.load(open(sys.argv[1]))' "
+                   "{out}/$JTR_USER.exec.json.tmp 2>/dev/null || exit 1\n"
+                   "mv {out}/$JTR_USER.exec.json.tmp {out}/$JTR_USER.exec.json\n").format(out=self.out)
+        failed = (log_line % "failed").strip() + ";"
         scripts = {
-            "exec": "#!/bin/sh\nset -eu\ncat > %s/$JTR_USER.exec.json.tmp\n"
-                    "mv %s/$JTR_USER.exec.json.tmp %s/$JTR_USER.exec.json\n"
-                    % (self.out, self.out, self.out) + log_line % "ok",
+            "exec": "#!/bin/sh\nset -eu\n" + install + log_line % "ok",
             "exec-flaky": "#!/bin/sh\nset -eu\nn=%s/$JTR_USER.flaky\n"
                           "c=$(cat $n 2>/dev/null || echo 0); echo $((c + 1)) > $n\n"
                           "if [ \"$c\" -lt %d ]; then cat > /dev/null; %s exit 1; fi\n"
-                          "cat > %s/$JTR_USER.exec.json\n"
-                          % (self.out, flaky_failures, (log_line % "failed").strip() + ";",
-                             self.out) + log_line % "ok",
+                          % (self.out, flaky_failures, failed) + install + log_line % "ok",
             "exec-broken": "#!/bin/sh\ncat > /dev/null\n" + log_line % "failed" + "exit 1\n",
             "exec-switch": "#!/bin/sh\nset -eu\nif [ -e %s/BROKEN ]; then cat > /dev/null; %s exit 1; fi\n"
-                           "cat > %s/$JTR_USER.exec.json.tmp\n"
-                           "mv %s/$JTR_USER.exec.json.tmp %s/$JTR_USER.exec.json\n"
-                           % (self.out, (log_line % "failed").strip() + ";", self.out, self.out,
-                              self.out) + log_line % "ok",
+                           % (self.out, failed) + install + log_line % "ok",
         }
         sink_yaml = []
         for kind in self.sinks:
