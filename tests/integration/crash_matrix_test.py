@@ -18,7 +18,7 @@ import unittest
 
 import nacl.public
 
-from emulator import Emulator
+from emulator import EmulatorTestCase
 from rotation_rig import BIN, RigTest, binary_has_crash_points, parse_time
 from self_rotation_test import SelfRig
 
@@ -258,19 +258,11 @@ class CrashMatrixTest(RigTest):
 @unittest.skipUnless(binary_has_crash_points(),
                      "the binary has no crash points: build with -DJTR_CRASH_POINTS=ON "
                      "(the sanitizer CI build does) to run the crash matrix")
-class SelfCrashMatrixTest(unittest.TestCase):
+class SelfCrashMatrixTest(EmulatorTestCase):
     """auth: self: `once` aborts at each step of the REST path; the next `once` leaves each
     user holding exactly its current token in Jenkins (grace 0s: no previous one lives), the
     sealed value the daemon keeps for it still logs in and is what the sink holds, nothing
     is left open, and no plain token is at rest in the state directory, sinks or output."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
 
     def run_bin(self, rig, *args, env=None):
         e = dict(os.environ)

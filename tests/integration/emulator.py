@@ -25,6 +25,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import unittest
 import urllib.parse
 
 RUN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jenkins-emulator", "run")
@@ -274,3 +275,17 @@ class Emulator:
     def memory(self):
         """Heap and class-loading figures measured right after System.gc()."""
         return self._control("GET", "/__emu/memory")
+
+
+class EmulatorTestCase(unittest.TestCase):
+    """A test class that shares one emulator (``cls.emu``, started with EMULATOR's options)
+    among its tests, stopped and removed after the last."""
+    EMULATOR = {"version": "2.560"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.emu = Emulator(**cls.EMULATOR)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.emu.stop(remove=True)

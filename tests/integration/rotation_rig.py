@@ -17,11 +17,10 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-import unittest
 
 import nacl.public
 
-from emulator import Emulator
+from emulator import EmulatorTestCase
 
 BIN = os.environ.get("JTR_BIN", "build/jenkins-token-rotator")
 OPEN_STATES = ("planned", "minted", "verified", "delivering")
@@ -32,24 +31,33 @@ def parse_time(text):
     return datetime.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
+def make_rig_dirs(rig, prefix):
+    """Gives ``rig`` what every rig has: a temporary directory ``dir`` (0755, removed with
+    ``tmp``), ``state_dir`` (0700) and ``out`` in it, and a recipient key ``key`` whose
+    public half is in ``dir``/deploy.pub. Returns that file's path."""
+    rig.tmp = tempfile.TemporaryDirectory(prefix=prefix)
+    d = rig.dir = rig.tmp.name
+    os.chmod(d, 0o755)
+    rig.state_dir = os.path.join(d, "state")
+    os.mkdir(rig.state_dir, 0o700)
+    rig.out = os.path.join(d, "out")
+    os.mkdir(rig.out, 0o755)
+    rig.key = nacl.public.PrivateKey.generate()
+    pub = os.path.join(d, "deploy.pub")
+    with open(pub, "w") as f:
+        f.write(base64.b64encode(bytes(rig.key.public_key)).decode() + "\n")
+    return pub
+
+
 def binary_has_crash_points(path=BIN):
     """True when the binary was built with -DJTR_CRASH_POINTS=ON (its abort message is in it)."""
     with open(path, "rb") as f:
         return b"crash point" in f.read()
 
 
-class RigTest(unittest.TestCase):
+class RigTest(EmulatorTestCase):
     """Base of the rotation tests: one emulator (EMULATOR's options) for the class, and
     rigs made per test, their users created in it and their directories cleaned up."""
-    EMULATOR = {"version": "2.560"}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(**cls.EMULATOR)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
 
     def make_rig(self, users, **kw):
         for u in users:
@@ -79,21 +87,12 @@ class Rig:
         self.users = list(users)
         self.sinks = list(sinks)
         self.lifetime = lifetime
-        self.tmp = tempfile.TemporaryDirectory(prefix="jtr-rig-")
-        d = self.dir = self.tmp.name
-        os.chmod(d, 0o755)
-        self.state_dir = os.path.join(d, "state")
-        os.mkdir(self.state_dir, 0o700)
-        self.out = os.path.join(d, "out")
-        os.mkdir(self.out, 0o755)
+        pub = make_rig_dirs(self, "jtr-rig-")
+        d = self.dir
         token_file = os.path.join(d, "admin-token")
         with open(token_file, "w") as f:
             f.write(emu.admin_token + "\n")
         os.chmod(token_file, 0o600)
-        self.key = nacl.public.PrivateKey.generate()
-        pub = os.path.join(d, "deploy.pub")
-        with open(pub, "w") as f:
-            f.write(base64.b64encode(bytes(self.key.public_key)).decode() + "\n")
         hooks = os.path.join(d, "hooks")
         os.mkdir(hooks, 0o755)
         self.hook_log = os.path.join(self.out, "hook.log")

@@ -8,15 +8,12 @@ import json
 import os
 import sqlite3
 import subprocess
-import tempfile
 import unittest
 
 import nacl.public
 
-from emulator import Emulator
-
-BIN = os.environ.get("JTR_BIN", "build/jenkins-token-rotator")
-
+from emulator import Emulator, EmulatorTestCase
+from rotation_rig import BIN, make_rig_dirs
 
 class SelfRig:
     """A config with one `auth: self` controller (no admin keys) and `users` on it, each with
@@ -25,27 +22,13 @@ class SelfRig:
     def __init__(self, emu, users, grace="0s", admin_emu=None, admin_users=()):
         self.emu = emu
         self.users = users
-        self.tmp = tempfile.TemporaryDirectory(prefix="jtr-self-")
-        d = self.dir = self.tmp.name
-        os.chmod(d, 0o755)
-        self.state_dir = os.path.join(d, "state")
-        os.mkdir(self.state_dir, 0o700)
-        self.out = os.path.join(d, "out")
-        os.mkdir(self.out, 0o755)
-        self.key = nacl.public.PrivateKey.generate()
-        pub = os.path.join(d, "deploy.pub")
-        with open(pub, "w") as f:
-            f.write(base64.b64encode(bytes(self.key.public_key)).decode() + "\n")
+        pub = make_rig_dirs(self, "jtr-self-")
+        d = self.dir
         self.secrets = set()  # every plain token value the test has seen
         self.outputs = []
         entries = []
         for u in users:
-            emu.create_user(u)
-            value = self.bootstrap(u)
-            path = os.path.join(d, "bootstrap-" + u)
-            with open(path, "w") as f:
-                f.write(value + "\n")
-            os.chmod(path, 0o600)
+            path = self.plant_bootstrap(u)
             entries.append("  - user: %s\n    controller: lean\n    prune: all\n"
                            "    bootstrap_token_file: %s\n    sinks:\n"
                            "      - {type: file, path: %s/%s.json, recipients: [deploy]}\n"
@@ -75,6 +58,17 @@ class SelfRig:
                     "failure_budget: 1d}\n" % grace)
             f.write("users:\n" + "".join(entries))
         os.chmod(self.config, 0o600)
+
+    def plant_bootstrap(self, user):
+        """Creates `user` with a token it made for itself, kept in bootstrap-USER (0600) as
+        an operator would; returns that file's path."""
+        self.emu.create_user(user)
+        value = self.bootstrap(user)
+        path = os.path.join(self.dir, "bootstrap-" + user)
+        with open(path, "w") as f:
+            f.write(value + "\n")
+        os.chmod(path, 0o600)
+        return path
 
     def bootstrap(self, user):
         """A token the user made for itself (REST, as the user with its password and a crumb);
@@ -132,15 +126,7 @@ class SelfRig:
         return r.status, (r.json().get("name") if r.status == 200 else None)
 
 
-class SelfRotationTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
-
+class SelfRotationTest(EmulatorTestCase):
     def rig(self, users, **kw):
         rig = SelfRig(self.emu, users, **kw)
         self.addCleanup(rig.cleanup)
@@ -248,17 +234,11 @@ class SelfRotationTest(unittest.TestCase):
         self.assert_no_script()
 
 
-class SelfRotationOldJenkinsTest(unittest.TestCase):
+class SelfRotationOldJenkinsTest(EmulatorTestCase):
     """Jenkins before 2.260 has neither addFixedToken nor revokeAllExcept: refused, naming the
     controller, and nothing is minted."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.250")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
+    EMULATOR = {"version": "2.250"}
 
     def test_refused_at_probe(self):
         rig = SelfRig(self.emu, ["self-old"])

@@ -4,18 +4,15 @@ sweep), while the controller's other users take the script path as its admin. Th
 binary against one emulator: both rotate, verify and revoke; every REST call for the self
 user logs in as that user with a token of its own; no plain token is at rest.
 """
-import base64
 import json
 import os
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
-import nacl.public
-
-from emulator import Emulator
+from emulator import EmulatorTestCase
+from rotation_rig import make_rig_dirs
 from self_rotation_test import BIN, SelfRig
 
 REST = "/user/%s/descriptorByName/jenkins.security.ApiTokenProperty/%s"
@@ -28,17 +25,8 @@ class MixedUserRig(SelfRig):
     def __init__(self, emu, self_users, admin_users, grace="0s"):  # pylint: disable=super-init-not-called
         self.emu = emu
         self.users = list(self_users) + list(admin_users)
-        self.tmp = tempfile.TemporaryDirectory(prefix="jtr-selfuser-")
-        d = self.dir = self.tmp.name
-        os.chmod(d, 0o755)
-        self.state_dir = os.path.join(d, "state")
-        os.mkdir(self.state_dir, 0o700)
-        self.out = os.path.join(d, "out")
-        os.mkdir(self.out, 0o755)
-        self.key = nacl.public.PrivateKey.generate()
-        pub = os.path.join(d, "deploy.pub")
-        with open(pub, "w") as f:
-            f.write(base64.b64encode(bytes(self.key.public_key)).decode() + "\n")
+        pub = make_rig_dirs(self, "jtr-selfuser-")
+        d = self.dir
         self.secrets = set()
         self.outputs = []
         self.bootstrap_uuids = {}
@@ -48,13 +36,8 @@ class MixedUserRig(SelfRig):
         os.chmod(token_file, 0o600)
         entries = []
         for u in self_users:
-            emu.create_user(u)
-            value = self.bootstrap(u)
+            path = self.plant_bootstrap(u)
             self.bootstrap_uuids[u] = [t["uuid"] for t in self.jenkins_tokens(u)]
-            path = os.path.join(d, "bootstrap-" + u)
-            with open(path, "w") as f:
-                f.write(value + "\n")
-            os.chmod(path, 0o600)
             entries.append("  - user: %s\n    controller: ci\n    auth: self\n    prune: all\n"
                            "    bootstrap_token_file: %s\n    sinks:\n"
                            "      - {type: file, path: %s/%s.json, recipients: [deploy]}\n"
@@ -77,15 +60,7 @@ class MixedUserRig(SelfRig):
         os.chmod(self.config, 0o600)
 
 
-class SelfUserOnAdminControllerTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
-
+class SelfUserOnAdminControllerTest(EmulatorTestCase):
     def rig(self, self_users, admin_users, **kw):
         rig = MixedUserRig(self.emu, self_users, admin_users, **kw)
         self.addCleanup(rig.cleanup)
@@ -186,17 +161,11 @@ class SelfUserOnAdminControllerTest(unittest.TestCase):
                       "\"ci\", found auth: admin", r.stderr)
 
 
-class SelfUserOnOldJenkinsTest(unittest.TestCase):
+class SelfUserOnOldJenkinsTest(EmulatorTestCase):
     """Jenkins before 2.260 has no addFixedToken: the self user is refused (check-config
     --connect and each pass), naming the controller; the script-path user rotates."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.250")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
+    EMULATOR = {"version": "2.250"}
 
     def test_the_self_user_is_refused_and_the_admin_user_rotates(self):
         rig = MixedUserRig(self.emu, ["old-self"], ["old-adm"])
@@ -215,18 +184,10 @@ class SelfUserOnOldJenkinsTest(unittest.TestCase):
         self.assertEqual(rig.whoami("old-adm", token), (200, "old-adm"))
 
 
-class RevokedKeptTokenTest(unittest.TestCase):
+class RevokedKeptTokenTest(EmulatorTestCase):
     """A self slot whose kept token someone revoked in Jenkins: the slot fails naming the
     user, the controller and bootstrap_token_file (status and the slot's state say so); the
     other users go on; a new token in bootstrap_token_file starts it over."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.emu = Emulator(version="2.560")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.emu.stop(remove=True)
 
     def daemon_status(self, rig, slot):
         """Starts the daemon, asks it to rotate `slot` (which fails) and returns

@@ -39,19 +39,6 @@ with(const std::string& rotation)
   return text;
 }
 
-util::Result<config::Config>
-load(const ConfigFiles& d, const std::string& rotation)
-{
-  return config::load_from_string(d.sub(with(rotation)), "c.yaml");
-}
-
-std::string
-rotation_errors(const ConfigFiles& d, const std::string& rotation)
-{
-  auto r = load(d, rotation);
-  return r ? std::string() : r.error().message;
-}
-
 } // namespace
 
 TEST_SUITE("config admin_token_rotation")
@@ -59,7 +46,7 @@ TEST_SUITE("config admin_token_rotation")
   TEST_CASE("without the key the admin token is not rotated")
   {
     ConfigFiles d;
-    auto c = load(d, "timeout: 30s");
+    auto c = d.load(with("timeout: 30s"));
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     CHECK(c->controllers[0].admin_token_rotation == nullptr);
   }
@@ -67,7 +54,7 @@ TEST_SUITE("config admin_token_rotation")
   TEST_CASE("an empty mapping takes the defaults: monthly, 1h grace, state, rotator-admin-")
   {
     ConfigFiles d;
-    auto c = load(d, "admin_token_rotation: {}");
+    auto c = d.load(with("admin_token_rotation: {}"));
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     const auto& a = c->controllers[0].admin_token_rotation;
     REQUIRE(a != nullptr);
@@ -82,9 +69,8 @@ TEST_SUITE("config admin_token_rotation")
   TEST_CASE("the schedule keys users have are read, cron included")
   {
     ConfigFiles d;
-    auto c = load(
-      d,
-      R"(admin_token_rotation: {schedule: "0 4 * * 1", timezone: Europe/Paris, jitter: 5m, grace: 2h, lifetime: 20d, failure_budget: 1d, token_prefix: jtr-adm-, store: file})");
+    auto c = d.load(with(
+      R"(admin_token_rotation: {schedule: "0 4 * * 1", timezone: Europe/Paris, jitter: 5m, grace: 2h, lifetime: 20d, failure_budget: 1d, token_prefix: jtr-adm-, store: file})"));
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     const auto& a = *c->controllers[0].admin_token_rotation;
     CHECK(a.policy.schedule == "0 4 * * 1");
@@ -99,46 +85,46 @@ TEST_SUITE("config admin_token_rotation")
   TEST_CASE("unknown keys, bad values and the lifetime rule name file:line:col and the key path")
   {
     ConfigFiles d;
-    auto e = rotation_errors(d, "admin_token_rotation: {prune: all}");
+    auto e = d.errors(with("admin_token_rotation: {prune: all}"));
     CHECK(e.find("c.yaml:7:") != std::string::npos);
     CHECK(e.find("controllers[0].admin_token_rotation") != std::string::npos);
     CHECK(e.find("prune") != std::string::npos);
 
-    e = rotation_errors(d, "admin_token_rotation: {store: disk}");
+    e = d.errors(with("admin_token_rotation: {store: disk}"));
     CHECK(e.find("controllers[0].admin_token_rotation.store") != std::string::npos);
     CHECK(e.find("disk") != std::string::npos);
 
-    e = rotation_errors(d, "admin_token_rotation: {schedule: every sometimes}");
+    e = d.errors(with("admin_token_rotation: {schedule: every sometimes}"));
     CHECK(e.find("c.yaml:7:") != std::string::npos);
     CHECK(e.find("controllers[0].admin_token_rotation.schedule") != std::string::npos);
 
-    e = rotation_errors(d, "admin_token_rotation: {schedule: every 30d, lifetime: 10d}");
+    e = d.errors(with("admin_token_rotation: {schedule: every 30d, lifetime: 10d}"));
     CHECK(e.find("controllers[0].admin_token_rotation.lifetime: expected at least") !=
           std::string::npos);
 
-    e = rotation_errors(d, "admin_token_rotation: every 30d");
+    e = d.errors(with("admin_token_rotation: every 30d"));
     CHECK(e.find("controllers[0].admin_token_rotation") != std::string::npos);
   }
 
   TEST_CASE("store: file refuses a token file that is not 0600 or cannot be replaced")
   {
     ConfigFiles d;
-    CHECK(rotation_errors(d, "admin_token_rotation: {store: file}").empty());
+    CHECK(d.errors(with("admin_token_rotation: {store: file}")).empty());
 
     ::chmod(d.path("admin-token").c_str(), 0400);
-    auto e = rotation_errors(d, "admin_token_rotation: {store: file}");
+    auto e = d.errors(with("admin_token_rotation: {store: file}"));
     CHECK(e.find("c.yaml:7:") != std::string::npos);
     CHECK(
       e.find("controllers[0].admin_token_rotation.store: store: file: expected admin_token_file") !=
       std::string::npos);
     CHECK(e.find("0600") != std::string::npos);
     // store: state never writes the file: a read-only one is fine.
-    CHECK(rotation_errors(d, "admin_token_rotation: {store: state}").empty());
+    CHECK(d.errors(with("admin_token_rotation: {store: state}")).empty());
 
     ::chmod(d.path("admin-token").c_str(), 0600);
     if (::geteuid() != 0) { // root writes anywhere: the directory check cannot fail for it
       ::chmod(d.sub("@DIR@").c_str(), 0555);
-      e = rotation_errors(d, "admin_token_rotation: {store: file}");
+      e = d.errors(with("admin_token_rotation: {store: file}"));
       ::chmod(d.sub("@DIR@").c_str(), 0755);
       CHECK(e.find("directory") != std::string::npos);
     }
@@ -160,7 +146,7 @@ users:
     prune: all
     sinks: [{type: file, path: /tmp/a.json, recipients: [deploy]}]
 )";
-    auto r = config::load_from_string(d.sub(text), "c.yaml");
+    auto r = d.load(text);
     REQUIRE_FALSE(r.has_value());
     CHECK(r.error().message.find("c.yaml:5:") != std::string::npos);
     CHECK(r.error().message.find("controllers[0].admin_token_rotation: expected no "

@@ -1,5 +1,7 @@
 #pragma once
 
+#include "config/loader.hpp"
+
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -50,6 +52,17 @@ public:
       text.replace(pos, 5, m_dir);
     }
     return text;
+  }
+  // `yaml` (with @DIR@ replaced) loaded as the file c.yaml.
+  [[nodiscard]] util::Result<config::Config> load(const std::string& yaml) const
+  {
+    return config::load_from_string(sub(yaml), "c.yaml");
+  }
+  // The error message of loading `yaml`, or "" when it loads.
+  [[nodiscard]] std::string errors(const std::string& yaml) const
+  {
+    auto r = load(yaml);
+    return r ? std::string() : r.error().message;
   }
 
 private:

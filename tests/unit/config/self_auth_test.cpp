@@ -37,13 +37,6 @@ users:
     sinks: [{type: file, path: /tmp/b.json, recipients: [deploy]}]
 )";
 
-std::string
-errors_of(const ConfigFiles& d, const std::string& yaml)
-{
-  auto r = config::load_from_string(d.sub(yaml), "c.yaml");
-  return r ? std::string() : r.error().message;
-}
-
 } // namespace
 
 TEST_SUITE("config auth: self")
@@ -51,7 +44,7 @@ TEST_SUITE("config auth: self")
   TEST_CASE("a mixed config loads: an admin controller beside a self one without admin keys")
   {
     ConfigFiles d;
-    auto c = config::load_from_string(d.sub(k_mixed), "c.yaml");
+    auto c = d.load(k_mixed);
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     REQUIRE(c->controllers.size() == 2);
     CHECK(c->controllers[0].auth == config::Auth::admin);
@@ -65,8 +58,8 @@ TEST_SUITE("config auth: self")
   TEST_CASE("a self controller that names an admin credential is refused")
   {
     ConfigFiles d;
-    const auto e = errors_of(
-      d, replace(k_mixed, "    auth: self\n", "    auth: self\n    admin_user: token-rotator\n"));
+    const auto e = d.errors(
+      replace(k_mixed, "    auth: self\n", "    auth: self\n    admin_user: token-rotator\n"));
     CHECK(e.find("c.yaml:") != std::string::npos);
     CHECK(e.find("controllers[1].admin_user: expected no admin_user with auth: self") !=
           std::string::npos);
@@ -75,14 +68,14 @@ TEST_SUITE("config auth: self")
   TEST_CASE("an admin controller still needs its admin keys")
   {
     ConfigFiles d;
-    const auto e = errors_of(d, replace(k_mixed, "    admin_token_file: @DIR@/admin-token\n", ""));
+    const auto e = d.errors(replace(k_mixed, "    admin_token_file: @DIR@/admin-token\n", ""));
     CHECK(e.find("expected key admin_token_file, found none (or auth: self") != std::string::npos);
   }
 
   TEST_CASE("a self user without prune: all is refused, saying why")
   {
     ConfigFiles d;
-    const auto e = errors_of(d, replace(k_mixed, "    prune: all\n", ""));
+    const auto e = d.errors(replace(k_mixed, "    prune: all\n", ""));
     CHECK(e.find("users[1].prune: expected prune: all for a user of controller \"lean\" (auth: "
                  "self)") != std::string::npos);
     CHECK(e.find("revokeAllExcept") != std::string::npos);
@@ -91,9 +84,8 @@ TEST_SUITE("config auth: self")
   TEST_CASE("bootstrap_token_file on an admin controller's user is refused")
   {
     ConfigFiles d;
-    const auto e =
-      errors_of(d, replace(k_mixed, "    controller: ci\n",
-                           "    controller: ci\n    bootstrap_token_file: @DIR@/boot\n"));
+    const auto e = d.errors(replace(k_mixed, "    controller: ci\n",
+                                    "    controller: ci\n    bootstrap_token_file: @DIR@/boot\n"));
     CHECK(e.find("users[0].bootstrap_token_file: expected no bootstrap_token_file") !=
           std::string::npos);
   }
@@ -101,7 +93,7 @@ TEST_SUITE("config auth: self")
   TEST_CASE("a bootstrap token file readable by others is refused like any secret file")
   {
     ConfigFiles d;
-    const auto e = errors_of(d, replace(k_mixed, "@DIR@/boot", "@DIR@/loose-boot"));
+    const auto e = d.errors(replace(k_mixed, "@DIR@/boot", "@DIR@/loose-boot"));
     CHECK(e.find("users[1].bootstrap_token_file") != std::string::npos);
     CHECK(e.find("loose-boot") != std::string::npos);
   }
@@ -109,15 +101,15 @@ TEST_SUITE("config auth: self")
   TEST_CASE("auth takes admin or self only")
   {
     ConfigFiles d;
-    const auto e = errors_of(d, replace(k_mixed, "auth: self", "auth: rest"));
+    const auto e = d.errors(replace(k_mixed, "auth: self", "auth: rest"));
     CHECK(e.find("controllers[1].auth") != std::string::npos);
   }
 
   TEST_CASE("state_key must be a secret file")
   {
     ConfigFiles d;
-    CHECK(errors_of(d, std::string("state_key: @DIR@/boot\n") + k_mixed).empty());
-    CHECK(errors_of(d, std::string("state_key: @DIR@/loose-boot\n") + k_mixed).find("state_key") !=
+    CHECK(d.errors(std::string("state_key: @DIR@/boot\n") + k_mixed).empty());
+    CHECK(d.errors(std::string("state_key: @DIR@/loose-boot\n") + k_mixed).find("state_key") !=
           std::string::npos);
   }
 }

@@ -42,13 +42,6 @@ users:
     sinks: [{type: file, path: /tmp/c.json, recipients: [deploy]}]
 )";
 
-std::string
-user_auth_errors(const ConfigFiles& d, const std::string& yaml)
-{
-  auto r = config::load_from_string(d.sub(yaml), "c.yaml");
-  return r ? std::string() : r.error().message;
-}
-
 } // namespace
 
 TEST_SUITE("config auth: self per user")
@@ -56,7 +49,7 @@ TEST_SUITE("config auth: self per user")
   TEST_CASE("a user of an admin controller may say auth: self; others take their controller's")
   {
     ConfigFiles d;
-    auto c = config::load_from_string(d.sub(k_user_auth_config), "c.yaml");
+    auto c = d.load(k_user_auth_config);
     REQUIRE_MESSAGE(c.has_value(), (c ? std::string() : c.error().message));
     REQUIRE(c->users.size() == 3);
     CHECK(c->users[0].auth == config::Auth::admin);
@@ -69,16 +62,16 @@ TEST_SUITE("config auth: self per user")
   TEST_CASE("auth: self on a self controller's user is allowed (it is the default there)")
   {
     ConfigFiles d;
-    CHECK(user_auth_errors(d, replace(k_user_auth_config, "    controller: lean\n",
-                                      "    controller: lean\n    auth: self\n"))
+    CHECK(d.errors(replace(k_user_auth_config, "    controller: lean\n",
+                           "    controller: lean\n    auth: self\n"))
             .empty());
   }
 
   TEST_CASE("auth: admin on a self controller's user is refused, naming the key path and why")
   {
     ConfigFiles d;
-    const auto e = user_auth_errors(d, replace(k_user_auth_config, "    controller: lean\n",
-                                               "    controller: lean\n    auth: admin\n"));
+    const auto e = d.errors(replace(k_user_auth_config, "    controller: lean\n",
+                                    "    controller: lean\n    auth: admin\n"));
     CHECK(e.find("c.yaml:") != std::string::npos);
     CHECK(e.find("users[2].auth: expected auth: self (or none) for a user of controller \"lean\", "
                  "found auth: admin") != std::string::npos);
@@ -88,8 +81,8 @@ TEST_SUITE("config auth: self per user")
   TEST_CASE("a self user of an admin controller needs prune: all")
   {
     ConfigFiles d;
-    const auto e = user_auth_errors(
-      d, replace(k_user_auth_config, "    auth: self\n    prune: all\n", "    auth: self\n"));
+    const auto e =
+      d.errors(replace(k_user_auth_config, "    auth: self\n    prune: all\n", "    auth: self\n"));
     CHECK(e.find("users[1].prune: expected prune: all for a user with auth: self") !=
           std::string::npos);
     CHECK(e.find("revokeAllExcept") != std::string::npos);
@@ -98,9 +91,9 @@ TEST_SUITE("config auth: self per user")
   TEST_CASE("bootstrap_token_file on a script-path user of an admin controller is refused")
   {
     ConfigFiles d;
-    const auto e = user_auth_errors(d, replace(k_user_auth_config, "    controller: ci\n    sinks",
-                                               "    controller: ci\n    bootstrap_token_file: "
-                                               "@DIR@/boot\n    sinks"));
+    const auto e = d.errors(replace(k_user_auth_config, "    controller: ci\n    sinks",
+                                    "    controller: ci\n    bootstrap_token_file: "
+                                    "@DIR@/boot\n    sinks"));
     CHECK(e.find("users[0].bootstrap_token_file: expected no bootstrap_token_file") !=
           std::string::npos);
   }
@@ -108,16 +101,16 @@ TEST_SUITE("config auth: self per user")
   TEST_CASE("auth: on a user takes admin or self only")
   {
     ConfigFiles d;
-    const auto e = user_auth_errors(
-      d, replace(k_user_auth_config, "    auth: self\n    prune", "    auth: rest\n    prune"));
+    const auto e = d.errors(
+      replace(k_user_auth_config, "    auth: self\n    prune", "    auth: rest\n    prune"));
     CHECK(e.find("users[1].auth") != std::string::npos);
   }
 
   TEST_CASE("auth is not a defaults: key")
   {
     ConfigFiles d;
-    const auto e = user_auth_errors(
-      d, replace(k_user_auth_config, "recipients:", "defaults: {auth: self}\nrecipients:"));
+    const auto e =
+      d.errors(replace(k_user_auth_config, "recipients:", "defaults: {auth: self}\nrecipients:"));
     CHECK(e.find("defaults.auth") != std::string::npos);
   }
 }
